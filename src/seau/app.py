@@ -1,0 +1,91 @@
+"""`create_app(settings)`: the one place concrete parts are chosen and wired."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+from fastapi import FastAPI
+
+from seau import __version__, problems
+from seau.auth.routes import router as auth_router
+from seau.auth.service import AuthService
+from seau.auth.tokens import TokenSigner
+from seau.db.engine import create_engine, create_sessionmaker
+from seau.db.migrate import upgrade
+from seau.deps import AppState
+from seau.errors import ServiceUnavailable
+from seau.files.routes import router as files_router
+from seau.files.service import FileService
+from seau.health import router as health_router
+from seau.settings import Settings, load_settings
+from seau.storage.factory import open_store
+from seau.storage.s3 import S3Options
+
+log = logging.getLogger("seau")
+
+
+def s3_options(settings: Settings) -> S3Options:
+    """Everything but the bucket, which `open_store` reads from the URL."""
+    return S3Options(
+        bucket="",
+        endpoint_url=settings.aws_endpoint_url,
+        region=settings.aws_region,
+        access_key_id=settings.aws_access_key_id,
+        secret_access_key=settings.aws_secret_access_key,
+        session_token=settings.aws_session_token,
+        path_style=settings.s3_path_style,
+        timeout_seconds=settings.storage_timeout_seconds,
+    )
+
+
+def create_app(settings: Settings) -> FastAPI:
+    ServiceUnavailable.retry_after = settings.retry_after_seconds
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.database_url is None or settings.storage_url is None:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(settings.effective_database_url)
+        store = open_store(settings.effective_storage_url, s3=s3_options(settings))
+        try:
+            if settings.auto_migrate:
+                await upgrade(engine)
+            sessions = create_sessionmaker(engine)
+            signer = TokenSigner(
+                secret=settings.load_secret_key(),
+                ttl=timedelta(seconds=settings.token_ttl_seconds),
+            )
+            app.state.seau = AppState(
+                settings=settings,
+                engine=engine,
+                sessions=sessions,
+                store=store,
+                auth=AuthService(sessions=sessions, signer=signer),
+                files=FileService(
+                    sessions=sessions, store=store, max_name_length=settings.max_name_length
+                ),
+            )
+            yield
+        finally:
+            await store.close()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="seau",
+        version=__version__,
+        summary="Users' files in object storage, one SQL row per file.",
+        lifespan=lifespan,
+    )
+    problems.install(app)
+    app.include_router(auth_router)
+    app.include_router(files_router)
+    app.include_router(health_router)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for `uvicorn --factory` and `seau serve --workers N`."""
+    return create_app(load_settings())

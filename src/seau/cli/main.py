@@ -1,0 +1,175 @@
+"""`seau`: the server-side commands (serve, db, user)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable
+from typing import Annotated, Literal, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from seau import __version__
+from seau.settings import ConfigurationError, Settings, load_settings
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    name="seau",
+    help="seau: users' files in object storage, one SQL row per file.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+db_app = typer.Typer(help="Database schema: migrate, or print the DDL.", no_args_is_help=True)
+user_app = typer.Typer(help="Manage accounts (server side, direct database access).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(user_app, name="user")
+
+err = Console(stderr=True)
+out = Console()
+
+
+def fail(message: str, *, code: int = 1) -> typer.Exit:
+    err.print(f"[bold red]seau:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def settings_or_exit() -> Settings:
+    try:
+        return load_settings()
+    except ConfigurationError as exc:
+        raise fail(str(exc), code=2) from None
+
+
+def run(awaitable: Awaitable[T]) -> T:
+    async def main() -> T:
+        return await awaitable
+
+    return asyncio.run(main())
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"seau {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """seau: users' files in object storage, one SQL row per file."""
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+) -> None:
+    """Run the HTTP server (configuration from SEAU_* variables)."""
+    import uvicorn
+
+    from seau.preflight import PreflightError, preflight
+
+    settings = settings_or_exit()
+    try:
+        run(preflight(settings))
+    except PreflightError as exc:
+        raise fail(str(exc)) from None
+    uvicorn.run(
+        "seau.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=settings.log_level,
+        proxy_headers=False,
+        server_header=False,
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
+    """Apply migrations to SEAU_DATABASE_URL."""
+    from seau.preflight import PreflightError, migrate
+
+    settings = settings_or_exit()
+    try:
+        run(migrate(settings, revision))
+    except PreflightError as exc:
+        raise fail(str(exc)) from None
+    out.print(f"database at revision {revision}")
+
+
+@db_app.command("sql")
+def db_sql(
+    dialect: Annotated[
+        Literal["mysql", "postgresql", "sqlite"], typer.Option(help="SQL dialect of the DDL.")
+    ] = "mysql",
+) -> None:
+    """Print the DDL of the whole migration history, to apply by hand."""
+    from seau.db.migrate import offline_sql
+
+    sys.stdout.write(offline_sql(dialect))
+
+
+@user_app.command("create")
+def user_create(
+    email: Annotated[str, typer.Option(prompt=True)],
+    password: Annotated[
+        str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True, envvar="SEAU_USER_PASSWORD")
+    ],
+    admin: Annotated[bool, typer.Option(help="Make the account an administrator.")] = False,
+) -> None:
+    """Create an account."""
+    from pydantic import ValidationError
+
+    from seau.auth.schemas import UserCreate
+    from seau.errors import SeauError
+    from seau.preflight import PreflightError, with_auth
+
+    settings = settings_or_exit()
+    try:
+        body = UserCreate(email=email, password=password)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise fail(f"{first['loc'][0]}: {first['msg']}", code=2) from None
+    try:
+        user = run(with_auth(settings, lambda auth: auth.create_user(
+            email=body.email, password=body.password, is_admin=admin
+        )))
+    except (SeauError, PreflightError) as exc:
+        raise fail(str(exc)) from None
+    out.print(f"created {user.email} ({user.id})")
+
+
+@user_app.command("list")
+def user_list() -> None:
+    """List accounts."""
+    from seau.preflight import PreflightError, with_auth
+
+    settings = settings_or_exit()
+    try:
+        users = run(with_auth(settings, lambda auth: auth.list_users()))
+    except PreflightError as exc:
+        raise fail(str(exc)) from None
+    table = Table("email", "id", "admin", "active", "created")
+    for user in users:
+        table.add_row(
+            user.email,
+            str(user.id),
+            "yes" if user.is_admin else "",
+            "yes" if user.is_active else "no",
+            user.created_at.strftime("%Y-%m-%d %H:%M"),
+        )
+    out.print(table)
+
+
+def main() -> None:
+    app()

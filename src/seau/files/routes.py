@@ -1,0 +1,317 @@
+"""The file routes: parse and validate, hand bytes to the service, shape responses."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from email.utils import format_datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from starlette.requests import ClientDisconnect
+
+from seau.db.models import UserFile
+from seau.deps import CurrentUser, FilesDep, SettingsDep
+from seau.errors import (
+    BadRequest,
+    DatabaseUnavailable,
+    FileNotFound,
+    InvalidCursor,
+    InvalidFileName,
+    InvalidToken,
+    MalformedMultipart,
+    NoFileInRequest,
+    NotAuthenticated,
+    PayloadTooLarge,
+    RangeNotSatisfiable,
+    StorageUnavailableError,
+    TooManyFiles,
+    ValidationFailed,
+)
+from seau.files.http import (
+    DOWNLOAD_SECURITY_HEADERS,
+    content_disposition,
+    disposition_for,
+    guess_content_type,
+    if_none_match_matches,
+    if_range_matches,
+    strong_etag,
+)
+from seau.files.multipart import MultipartLimits, MultipartReader, parse_boundary
+from seau.files.ranges import parse_range
+from seau.files.schemas import FileList, FileRead, FileRename, UploadResult
+from seau.files.service import SortKey
+from seau.problems import problem_responses
+from seau.settings import Settings
+from seau.storage import ByteStream
+
+router = APIRouter(prefix="/api/v1/files", tags=["files"])
+
+AUTH_ERRORS = (NotAuthenticated, InvalidToken)
+UNAVAILABLE = (StorageUnavailableError, DatabaseUnavailable)
+
+# Room for part headers and boundaries around the files' own bytes.
+_MULTIPART_OVERHEAD = 64 * 1024
+
+_UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "file": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "binary"},
+                            "description": "One or more parts named `file`.",
+                        }
+                    },
+                    "required": ["file"],
+                }
+            },
+            "application/octet-stream": {
+                "schema": {"type": "string", "format": "binary"},
+            },
+        },
+        "description": "Either `multipart/form-data` with parts named `file`, or the raw "
+        "bytes of one file (any other content type) with `?name=`.",
+    }
+}
+
+
+class ClientGone(BadRequest):
+    code = "client_disconnected"
+    title = "The client went away during the upload"
+
+
+def _file_read(row: UserFile) -> FileRead:
+    return FileRead.model_validate(row)
+
+
+def _declared_length(request: Request) -> int | None:
+    value = request.headers.get("content-length")
+    if value is None:
+        return None
+    if not value.isdigit():
+        raise BadRequest("Content-Length is not a number")
+    return int(value)
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=UploadResult | FileRead,
+    responses=problem_responses(
+        *AUTH_ERRORS,
+        BadRequest,
+        MalformedMultipart,
+        NoFileInRequest,
+        InvalidFileName,
+        PayloadTooLarge,
+        TooManyFiles,
+        *UNAVAILABLE,
+    ),
+    openapi_extra=_UPLOAD_BODY,
+    summary="Upload files",
+    description="`multipart/form-data` (parts named `file`) answers `{\"files\": [...]}`; "
+    "a raw body with `?name=` answers the one file. Bytes stream to storage as they "
+    "arrive; nothing is kept unless every file of the request is complete.",
+)
+async def upload(
+    request: Request,
+    user: CurrentUser,
+    files: FilesDep,
+    settings: SettingsDep,
+    name: Annotated[
+        str | None,
+        Query(max_length=1024, description="File name, for a raw (non-multipart) body."),
+    ] = None,
+) -> UploadResult | FileRead:
+    content_type = request.headers.get("content-type", "")
+    declared = _declared_length(request)
+    try:
+        if content_type.lower().startswith("multipart/"):
+            limit = settings.max_upload_bytes * settings.max_files_per_request
+            if declared is not None and declared > limit + _MULTIPART_OVERHEAD:
+                raise PayloadTooLarge("the request is larger than the upload limit")
+            return UploadResult(files=await _upload_multipart(request, user, files, settings))
+        if name is None:
+            raise BadRequest("a raw upload needs `?name=`; or send multipart/form-data")
+        if declared is not None and declared > settings.max_upload_bytes:
+            raise PayloadTooLarge(f"the file exceeds the limit of {settings.max_upload_bytes} bytes")
+        row = await files.upload(
+            owner_id=user.id,
+            name=name,
+            content_type=guess_content_type(name, content_type or None),
+            data=request.stream(),
+            max_bytes=settings.max_upload_bytes,
+        )
+        return _file_read(row)
+    except ClientDisconnect:
+        raise ClientGone() from None
+
+
+async def _upload_multipart(
+    request: Request, user: CurrentUser, files: FilesDep, settings: Settings
+) -> list[FileRead]:
+    boundary = parse_boundary(request.headers["content-type"])
+    reader = MultipartReader(
+        request.stream(),
+        boundary=boundary,
+        limits=MultipartLimits(max_parts=settings.max_files_per_request * 2 + 16),
+    )
+    created: list[UserFile] = []
+    try:
+        while (part := await reader.next_part()) is not None:
+            if part.name != "file" or part.filename is None:
+                # Other form fields are allowed and ignored, within a small size.
+                await part.read_all(limit=64 * 1024)
+                continue
+            if len(created) >= settings.max_files_per_request:
+                raise TooManyFiles(f"at most {settings.max_files_per_request} files per request")
+            created.append(
+                await files.upload(
+                    owner_id=user.id,
+                    name=part.filename,
+                    content_type=guess_content_type(part.filename, part.content_type),
+                    data=part,
+                    max_bytes=settings.max_upload_bytes,
+                )
+            )
+        if not created:
+            raise NoFileInRequest("send at least one part named `file` with a filename")
+    except BaseException:
+        # One request, one outcome: a failed request keeps none of its files.
+        await files.discard(created)
+        raise
+    return [_file_read(row) for row in created]
+
+
+@router.get(
+    "",
+    response_model=FileList,
+    responses=problem_responses(*AUTH_ERRORS, InvalidCursor, ValidationFailed, *UNAVAILABLE),
+    summary="List my files",
+)
+async def list_files(
+    user: CurrentUser,
+    files: FilesDep,
+    settings: SettingsDep,
+    limit: Annotated[int, Query(ge=1, le=10_000, description="Page size.")] = 50,
+    cursor: Annotated[str | None, Query(max_length=2048)] = None,
+    sort: Annotated[
+        SortKey, Query(description="Sort key; a leading `-` sorts descending.")
+    ] = "-created",
+    q: Annotated[
+        str | None, Query(max_length=255, description="Only names containing this text.")
+    ] = None,
+) -> FileList:
+    page = await files.list(
+        owner_id=user.id,
+        limit=min(limit, settings.max_page_size),
+        cursor=cursor,
+        sort=sort,
+        query=q,
+    )
+    return FileList(items=[_file_read(r) for r in page.items], next_cursor=page.next_cursor)
+
+
+@router.get(
+    "/{file_id}",
+    response_model=FileRead,
+    responses=problem_responses(*AUTH_ERRORS, FileNotFound, *UNAVAILABLE),
+    summary="A file's metadata",
+)
+async def get_file(file_id: str, user: CurrentUser, files: FilesDep) -> FileRead:
+    return _file_read(await files.get(owner_id=user.id, file_id=file_id))
+
+
+@router.patch(
+    "/{file_id}",
+    response_model=FileRead,
+    responses=problem_responses(
+        *AUTH_ERRORS, FileNotFound, InvalidFileName, ValidationFailed, *UNAVAILABLE
+    ),
+    summary="Rename a file",
+)
+async def rename_file(
+    file_id: str, body: FileRename, user: CurrentUser, files: FilesDep
+) -> FileRead:
+    return _file_read(await files.rename(owner_id=user.id, file_id=file_id, name=body.name))
+
+
+@router.delete(
+    "/{file_id}",
+    status_code=204,
+    responses=problem_responses(*AUTH_ERRORS, FileNotFound, *UNAVAILABLE),
+    summary="Delete a file",
+)
+async def delete_file(file_id: str, user: CurrentUser, files: FilesDep) -> Response:
+    await files.delete(owner_id=user.id, file_id=file_id)
+    return Response(status_code=204)
+
+
+@router.api_route(
+    "/{file_id}/content",
+    methods=["GET", "HEAD"],
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"application/octet-stream": {}}, "description": "The bytes."},
+        206: {"content": {"application/octet-stream": {}}, "description": "One byte range."},
+        304: {"description": "`If-None-Match` matched the ETag."},
+        **problem_responses(*AUTH_ERRORS, FileNotFound, RangeNotSatisfiable, *UNAVAILABLE),
+    },
+    summary="Download a file",
+    description="Streams the bytes. Supports one `Range`, `If-None-Match` and `If-Range` "
+    "(ETag = quoted SHA-256). `disposition=inline` is honoured only for safe media types.",
+)
+async def download(
+    request: Request,
+    file_id: str,
+    user: CurrentUser,
+    files: FilesDep,
+    disposition: Annotated[Literal["attachment", "inline"], Query()] = "attachment",
+) -> Response:
+    row = await files.get(owner_id=user.id, file_id=file_id)
+    assert row.sha256 is not None  # ready rows always have one
+    etag = strong_etag(row.sha256)
+    inline = disposition_for(row.content_type, want_inline=disposition == "inline")
+    headers = {
+        "ETag": etag,
+        "Last-Modified": format_datetime(row.updated_at, usegmt=True),
+        "Accept-Ranges": "bytes",
+        "Cache-Control": "private, no-cache",
+        "Content-Disposition": content_disposition(row.name, inline=inline),
+        **DOWNLOAD_SECURITY_HEADERS,
+    }
+    if if_none_match_matches(request.headers.get("if-none-match"), etag):
+        return Response(status_code=304, headers=headers)
+    byte_range = None
+    if if_range_matches(request.headers.get("if-range"), etag):
+        byte_range = parse_range(request.headers.get("range"), size=row.size)
+    status = 200
+    start, end = 0, row.size
+    if byte_range is not None:
+        status = 206
+        start, end = byte_range.start, byte_range.end
+        headers["Content-Range"] = byte_range.content_range
+    headers["Content-Length"] = str(end - start)
+    media_type = row.content_type
+    if request.method == "HEAD":
+        return Response(status_code=status, headers=headers, media_type=media_type)
+    stream = await files.open_content(row, start=start, end=end)
+    return StreamingResponse(
+        _relay(stream), status_code=status, headers=headers, media_type=media_type
+    )
+
+
+async def _relay(stream: ByteStream) -> AsyncIterator[bytes]:
+    # Closing on every exit (done, client gone, storage failure) releases the
+    # store's connection or file. A storage failure mid-body propagates, and
+    # the server aborts the connection: a short body is never a clean 2xx.
+    try:
+        async for chunk in stream:
+            yield chunk
+    finally:
+        await stream.aclose()

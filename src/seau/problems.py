@@ -1,0 +1,142 @@
+"""RFC 9457 problem details: the one shape of every non-2xx response."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, Response
+
+from seau.errors import MethodNotAllowed, NotFound, SeauError, ValidationFailed
+
+log = logging.getLogger("seau")
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+class Problem(BaseModel):
+    type: str = Field(description="A URI naming the kind of problem: `urn:seau:problem:<code>`.")
+    title: str
+    status: int
+    code: str = Field(description="Stable machine-readable error code.")
+    detail: str | None = None
+    instance: str | None = None
+    errors: list[dict[str, Any]] | None = Field(
+        default=None, description="Per-field validation errors, for `validation_error`."
+    )
+
+
+def problem_response(
+    *,
+    status: int,
+    code: str,
+    title: str,
+    detail: str | None,
+    request: Request | None = None,
+    headers: dict[str, str] | None = None,
+    errors: list[dict[str, Any]] | None = None,
+) -> Response:
+    body = Problem(
+        type=f"urn:seau:problem:{code}",
+        title=title,
+        status=status,
+        code=code,
+        detail=detail,
+        instance=request.url.path if request is not None else None,
+        errors=errors,
+    )
+    return JSONResponse(
+        body.model_dump(exclude_none=True),
+        status_code=status,
+        headers=headers,
+        media_type=PROBLEM_MEDIA_TYPE,
+    )
+
+
+def _render(request: Request, error: SeauError) -> Response:
+    return problem_response(
+        status=error.status,
+        code=error.code,
+        title=error.title,
+        detail=error.detail,
+        request=request,
+        headers=error.headers,
+    )
+
+
+async def _seau_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, SeauError)
+    return _render(request, exc)
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    # Only where and what: echoing the input back could reflect secrets.
+    errors = [
+        {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")), "type": e.get("type")}
+        for e in exc.errors()
+    ]
+    error = ValidationFailed("the request does not match the API's schema")
+    return problem_response(
+        status=error.status,
+        code=error.code,
+        title=error.title,
+        detail=error.detail,
+        request=request,
+        errors=errors,
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    known: dict[int, type[SeauError]] = {404: NotFound, 405: MethodNotAllowed}
+    if exc.status_code in known:
+        error = known[exc.status_code]()
+        headers = dict(exc.headers or {})
+        return problem_response(
+            status=error.status,
+            code=error.code,
+            title=error.title,
+            detail=error.detail,
+            request=request,
+            headers=headers,
+        )
+    return problem_response(
+        status=exc.status_code,
+        code=f"http_{exc.status_code}",
+        title=str(exc.detail),
+        detail=str(exc.detail),
+        request=request,
+        headers=dict(exc.headers or {}),
+    )
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return _render(request, SeauError())
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(SeauError, _seau_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)
+
+
+def problem_responses(*errors: type[SeauError]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries for the errors a route can answer."""
+    by_status: dict[int, list[type[SeauError]]] = {}
+    for error in errors:
+        by_status.setdefault(error.status, []).append(error)
+    return {
+        status: {
+            "model": Problem,
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+            "description": "; ".join(f"`{e.code}`: {e.title}" for e in group),
+        }
+        for status, group in sorted(by_status.items())
+    }

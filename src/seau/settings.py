@@ -1,0 +1,189 @@
+"""Configuration from the environment (``SEAU_*`` plus the standard ``AWS_*``).
+
+There is no module-level instance: ``Settings()`` is built by the CLI (or a
+test) and handed to ``create_app``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+
+_ASYNC_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "mysql": "mysql+aiomysql",
+    "mariadb": "mysql+aiomysql",
+    "mysql+pymysql": "mysql+aiomysql",
+    "postgres": "postgresql+asyncpg",
+    "postgresql": "postgresql+asyncpg",
+    "postgresql+psycopg2": "postgresql+asyncpg",
+}
+
+
+class ConfigurationError(Exception):
+    """Configuration that cannot work; the message is one line for the operator."""
+
+
+def async_database_url(url: str) -> str:
+    """Accept the usual sync URL spellings and pick seau's async driver for them."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ConfigurationError(f"SEAU_DATABASE_URL is not a URL: {url!r}")
+    return f"{_ASYNC_DRIVERS.get(scheme, scheme)}://{rest}"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SEAU_", extra="ignore", frozen=True, populate_by_name=True
+    )
+
+    data_dir: Path = Field(
+        default=Path("seau-data"),
+        description="Where the embedded defaults live: SQLite file, local objects, secret key.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL. Default: SQLite file `DATA_DIR/seau.db`. "
+        "`mysql://`, `mariadb://` and `postgresql://` are mapped to the async drivers.",
+    )
+    storage_url: str | None = Field(
+        default=None,
+        description="`file:///PATH` (default `DATA_DIR/objects`) or `s3://BUCKET[/PREFIX]`.",
+    )
+    secret_key: str | None = Field(
+        default=None,
+        min_length=32,
+        description="Signs access tokens. Required when the database is shared "
+        "(not SQLite); generated and kept in DATA_DIR otherwise.",
+    )
+    auto_migrate: bool = Field(
+        default=True, description="Apply database migrations when the server starts."
+    )
+    allow_signup: bool = Field(default=True, description="Allow `POST /api/v1/users`.")
+    token_ttl_seconds: Annotated[int, Field(gt=0, le=30 * 24 * 3600)] = 3600
+    max_upload_bytes: Annotated[int, Field(gt=0)] = 5 * GiB
+    max_files_per_request: Annotated[int, Field(gt=0, le=10_000)] = 100
+    max_name_length: Annotated[int, Field(gt=0, le=255)] = 255
+    max_page_size: Annotated[int, Field(gt=0, le=10_000)] = 1000
+    storage_timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
+    retry_after_seconds: Annotated[int, Field(ge=1)] = 5
+    s3_path_style: bool = Field(
+        default=False,
+        description="Address the bucket as `ENDPOINT/BUCKET` (MinIO, Ceph, moto) "
+        "instead of `BUCKET.ENDPOINT`.",
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    # The standard AWS variables, read without the SEAU_ prefix.
+    aws_access_key_id: str | None = Field(
+        default=None, validation_alias=AliasChoices("AWS_ACCESS_KEY_ID", "SEAU_AWS_ACCESS_KEY_ID")
+    )
+    aws_secret_access_key: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("AWS_SECRET_ACCESS_KEY", "SEAU_AWS_SECRET_ACCESS_KEY"),
+        repr=False,
+    )
+    aws_session_token: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("AWS_SESSION_TOKEN", "SEAU_AWS_SESSION_TOKEN"),
+        repr=False,
+    )
+    aws_region: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION", "SEAU_AWS_REGION"),
+    )
+    aws_endpoint_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("AWS_ENDPOINT_URL", "SEAU_AWS_ENDPOINT_URL"),
+    )
+
+    @field_validator("storage_url")
+    @classmethod
+    def _known_storage_scheme(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in ("file", "s3", "memory"):
+            raise ValueError("must start with file://, s3:// (or memory:// for tests)")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        url = async_database_url(value)
+        backend = url.split("://", 1)[0].split("+", 1)[0]
+        if backend not in ("sqlite", "mysql", "postgresql"):
+            raise ValueError("must be a sqlite://, mysql:// (MariaDB) or postgresql:// URL")
+        return url
+
+    @model_validator(mode="after")
+    def _shared_database_needs_explicit_secret(self) -> Settings:
+        if self.secret_key is None and not self.effective_database_url.startswith("sqlite"):
+            raise ValueError(
+                "SEAU_SECRET_KEY must be set (32+ characters) when the database is shared: "
+                "every instance must sign tokens with the same key"
+            )
+        return self
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url is not None:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'seau.db').resolve()}"
+
+    @property
+    def effective_storage_url(self) -> str:
+        if self.storage_url is not None:
+            return self.storage_url
+        return (self.data_dir / "objects").resolve().as_uri()
+
+    def load_secret_key(self) -> str:
+        """The explicit key, or the one kept in DATA_DIR (created on first use, mode 0600)."""
+        if self.secret_key is not None:
+            return self.secret_key
+        path = self.data_dir / "secret_key"
+        if not path.exists():
+            _create_secret_file(path)
+        return path.read_text(encoding="ascii").strip()
+
+
+def _create_secret_file(path: Path) -> None:
+    """Write a new key atomically: two processes starting at once agree on one key."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with open(fd, "w", encoding="ascii") as handle:
+            handle.write(secrets.token_urlsafe(48))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.link(temp, path)
+    except FileExistsError:
+        pass
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings, turning validation errors into one operator-readable line."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        name = f"SEAU_{where.upper()}" if where else "configuration"
+        message = first["msg"].removeprefix("Value error, ")
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise ConfigurationError(f"invalid configuration: {name}: {message}{more}") from None
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"invalid configuration: {exc}") from None

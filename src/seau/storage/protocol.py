@@ -1,0 +1,65 @@
+"""The object-store verbs seau needs, as a small typed protocol.
+
+Ranges are half-open: ``start`` is the first byte, ``end`` is one past the last
+byte (``None`` means "to the end of the object"). HTTP's inclusive ranges are
+converted only at the HTTP edge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    key: str
+    size: int
+    last_modified: datetime | None = None
+    etag: str | None = None
+
+
+@runtime_checkable
+class ByteStream(Protocol):
+    """An opened read: iterate for chunks, ``aclose`` to release it early."""
+
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+
+    async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class Store(Protocol):
+    async def put(
+        self, key: str, data: AsyncIterable[bytes], *, content_type: str | None = None
+    ) -> ObjectInfo:
+        """Write all of ``data`` under ``key``; the object appears whole or not at all.
+
+        Durable when it returns. Raises ``StorageUnavailable`` on failure, after
+        cleaning up anything partial. An exception raised by ``data`` itself
+        propagates unchanged (after the same cleanup).
+        """
+        ...
+
+    async def get(self, key: str, *, start: int = 0, end: int | None = None) -> ByteStream:
+        """Open ``key`` for reading ``[start, end)``.
+
+        The request is made before this returns, so ``ObjectNotFound`` and
+        ``StorageUnavailable`` are raised here, before any byte is produced.
+        A failure while iterating raises ``StorageUnavailable``.
+        """
+        ...
+
+    async def head(self, key: str) -> ObjectInfo: ...
+
+    async def delete(self, key: str) -> None:
+        """Remove ``key``; deleting a missing object is not an error."""
+        ...
+
+    def list(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
+        """Every object whose key starts with ``prefix``, in no particular order."""
+        ...
+
+    async def close(self) -> None: ...

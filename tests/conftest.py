@@ -1,0 +1,108 @@
+"""Shared fixtures: the real app on every database × store combination."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from seau.app import create_app
+from seau.settings import Settings
+from tests.support.databases import scratch_database
+from tests.support.moto import make_bucket, s3_server  # noqa: F401  (fixture)
+
+COMBINATIONS = [
+    ("sqlite", "local"),
+    ("sqlite", "s3"),
+    ("mysql", "local"),
+    ("mysql", "s3"),
+    ("postgresql", "local"),
+    ("postgresql", "s3"),
+]
+
+TEST_SECRET = "test-secret-" + "x" * 40
+
+
+def s3_settings(endpoint_url: str) -> dict[str, object]:
+    return {
+        "aws_endpoint_url": endpoint_url,
+        "aws_access_key_id": "testing",
+        "aws_secret_access_key": "testing",
+        "aws_region": "us-east-1",
+        "s3_path_style": True,
+    }
+
+
+@dataclass
+class Running:
+    app: FastAPI
+    settings: Settings
+    label: str
+
+    def client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=self.app), base_url="http://seau.test"
+        )
+
+
+@pytest.fixture(
+    scope="session", params=COMBINATIONS, ids=[f"{db}-{store}" for db, store in COMBINATIONS]
+)
+async def running(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Running]:
+    database, store = request.param
+    tmp = tmp_path_factory.mktemp(f"{database}-{store}")
+    with scratch_database(database, tmp) as database_url:
+        extra: dict[str, object] = {}
+        if store == "s3":
+            server = request.getfixturevalue("s3_server")
+            storage_url = f"s3://{make_bucket(server.endpoint_url)}"
+            extra = s3_settings(server.endpoint_url)
+        else:
+            storage_url = (tmp / "objects").as_uri()
+        settings = Settings(
+            data_dir=tmp,
+            database_url=database_url,
+            storage_url=storage_url,
+            secret_key=TEST_SECRET,
+            max_upload_bytes=8 * 1024 * 1024,
+            max_files_per_request=5,
+            **extra,  # type: ignore[arg-type]
+        )
+        app = create_app(settings)
+        async with app.router.lifespan_context(app):
+            yield Running(app=app, settings=settings, label=f"{database}-{store}")
+
+
+@pytest.fixture
+async def client(running: Running) -> AsyncIterator[httpx.AsyncClient]:
+    async with running.client() as http:
+        yield http
+
+
+async def sign_up(client: httpx.AsyncClient, *, password: str = "correct horse battery") -> dict[str, str]:
+    """A new account; returns the Authorization header of a fresh token."""
+    email = f"user-{secrets.token_hex(6)}@example.com"
+    created = await client.post("/api/v1/users", json={"email": email, "password": password})
+    assert created.status_code == 201, created.text
+    token = await client.post(
+        "/api/v1/auth/token", data={"username": email, "password": password}
+    )
+    assert token.status_code == 200, token.text
+    return {"Authorization": f"Bearer {token.json()['access_token']}"}
+
+
+@pytest.fixture
+async def auth(client: httpx.AsyncClient) -> dict[str, str]:
+    return await sign_up(client)
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "seau-data"
