@@ -25,7 +25,7 @@ COMBINATIONS = [
     ("postgresql", "s3"),
 ]
 
-TEST_SECRET = "test-secret-" + "x" * 40
+TEST_SECRET = "test-secret-" + "x" * 60
 
 
 def s3_settings(endpoint_url: str) -> dict[str, object]:
@@ -86,14 +86,14 @@ async def client(running: Running) -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
-async def sign_up(client: httpx.AsyncClient, *, password: str = "correct horse battery") -> dict[str, str]:
+async def sign_up(
+    client: httpx.AsyncClient, *, password: str = "correct horse battery"
+) -> dict[str, str]:
     """A new account; returns the Authorization header of a fresh token."""
     email = f"user-{secrets.token_hex(6)}@example.com"
     created = await client.post("/api/v1/users", json={"email": email, "password": password})
     assert created.status_code == 201, created.text
-    token = await client.post(
-        "/api/v1/auth/token", data={"username": email, "password": password}
-    )
+    token = await client.post("/api/v1/auth/token", data={"username": email, "password": password})
     assert token.status_code == 200, token.text
     return {"Authorization": f"Bearer {token.json()['access_token']}"}
 

@@ -17,11 +17,13 @@ def test_defaults_are_embedded_sqlite_and_local_store(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("given", "expected"),
-    [("mysql://u:p@h/db", "mysql+aiomysql://u:p@h/db"),
-     ("mariadb://u@h:3306/db", "mysql+aiomysql://u@h:3306/db"),
-     ("postgresql://u@h/db", "postgresql+asyncpg://u@h/db"),
-     ("postgres://u@h/db", "postgresql+asyncpg://u@h/db"),
-     ("sqlite:////x/y.db", "sqlite+aiosqlite:////x/y.db")],
+    [
+        ("mysql://u:p@h/db", "mysql+aiomysql://u:p@h/db"),
+        ("mariadb://u@h:3306/db", "mysql+aiomysql://u@h:3306/db"),
+        ("postgresql://u@h/db", "postgresql+asyncpg://u@h/db"),
+        ("postgres://u@h/db", "postgresql+asyncpg://u@h/db"),
+        ("sqlite:////x/y.db", "sqlite+aiosqlite:////x/y.db"),
+    ],
 )
 def test_usual_database_urls_get_the_async_driver(given: str, expected: str) -> None:
     assert Settings(database_url=given, secret_key="k" * 32).database_url == expected
@@ -34,11 +36,13 @@ def test_a_shared_database_without_an_explicit_secret_is_refused() -> None:
 
 @pytest.mark.parametrize(
     ("env", "fragment"),
-    [({"SEAU_MAX_UPLOAD_BYTES": "lots"}, "SEAU_MAX_UPLOAD_BYTES"),
-     ({"SEAU_MAX_UPLOAD_BYTES": "0"}, "SEAU_MAX_UPLOAD_BYTES"),
-     ({"SEAU_STORAGE_URL": "ftp://x"}, "SEAU_STORAGE_URL"),
-     ({"SEAU_DATABASE_URL": "oracle://x"}, "SEAU_DATABASE_URL"),
-     ({"SEAU_SECRET_KEY": "short"}, "SEAU_SECRET_KEY")],
+    [
+        ({"SEAU_MAX_UPLOAD_BYTES": "lots"}, "SEAU_MAX_UPLOAD_BYTES"),
+        ({"SEAU_MAX_UPLOAD_BYTES": "0"}, "SEAU_MAX_UPLOAD_BYTES"),
+        ({"SEAU_STORAGE_URL": "ftp://x"}, "SEAU_STORAGE_URL"),
+        ({"SEAU_DATABASE_URL": "oracle://x"}, "SEAU_DATABASE_URL"),
+        ({"SEAU_SECRET_KEY": "short"}, "SEAU_SECRET_KEY"),
+    ],
 )
 def test_invalid_environment_gives_one_line_naming_the_variable(
     monkeypatch: pytest.MonkeyPatch, env: dict[str, str], fragment: str
@@ -58,7 +62,10 @@ def test_aws_variables_are_read_without_prefix(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "id")
     settings = load_settings()
     assert (settings.aws_endpoint_url, settings.aws_region, settings.aws_access_key_id) == (
-        "http://127.0.0.1:9000", "fr-par", "id")
+        "http://127.0.0.1:9000",
+        "fr-par",
+        "id",
+    )
     assert "id" not in repr(settings.aws_secret_access_key)
 
 

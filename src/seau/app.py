@@ -42,6 +42,9 @@ def s3_options(settings: Settings) -> S3Options:
 
 
 def create_app(settings: Settings) -> FastAPI:
+    # The multipart parser logs a warning per malformed body: hostile clients
+    # could flood the log with them. Our own error responses say enough.
+    logging.getLogger("python_multipart").setLevel(logging.ERROR)
     ServiceUnavailable.retry_after = settings.retry_after_seconds
 
     @asynccontextmanager

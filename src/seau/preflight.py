@@ -77,8 +77,7 @@ async def preflight(settings: Settings) -> None:
         pass
     except (StorageError, TimeoutError) as exc:
         raise PreflightError(
-            f"cannot reach the object store at {settings.effective_storage_url}: "
-            f"{_first_line(exc)}"
+            f"cannot reach the object store at {settings.effective_storage_url}: {_first_line(exc)}"
         ) from exc
     finally:
         await store.close()

@@ -26,11 +26,16 @@ def sha(data: bytes) -> str:
 
 
 async def upload_raw(
-    client: httpx.AsyncClient, auth: dict[str, str], name: str, data: bytes,
+    client: httpx.AsyncClient,
+    auth: dict[str, str],
+    name: str,
+    data: bytes,
     content_type: str = "application/octet-stream",
 ) -> dict[str, object]:
     response = await client.post(
-        "/api/v1/files", params={"name": name}, content=data,
+        "/api/v1/files",
+        params={"name": name},
+        content=data,
         headers={**auth, "Content-Type": content_type},
     )
     assert response.status_code == 201, response.text

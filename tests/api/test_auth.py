@@ -62,7 +62,9 @@ async def test_token_for_wrong_password_or_unknown_email_is_the_same_401(
     assert a["detail"] == b["detail"]
 
 
-async def test_token_response_has_the_oauth2_shape(client: httpx.AsyncClient, running: Running) -> None:
+async def test_token_response_has_the_oauth2_shape(
+    client: httpx.AsyncClient, running: Running
+) -> None:
     email = f"tok-{uuid.uuid4().hex[:8]}@example.com"
     await client.post("/api/v1/users", json={"email": email, "password": "password-x"})
     response = await client.post(
@@ -97,8 +99,13 @@ async def test_expired_forged_and_wrong_algorithm_tokens_are_401(
     forged = TokenSigner(secret="another-secret-" + "y" * 40, ttl=timedelta(hours=1)).issue(
         user_id=user_id, version=0
     )
-    claims = {"sub": str(user_id), "ver": 0, "aud": "seau",
-              "iat": datetime.now(UTC), "exp": datetime.now(UTC) + timedelta(hours=1)}
+    claims = {
+        "sub": str(user_id),
+        "ver": 0,
+        "aud": "seau",
+        "iat": datetime.now(UTC),
+        "exp": datetime.now(UTC) + timedelta(hours=1),
+    }
     hs512 = jwt.encode(claims, TEST_SECRET, algorithm="HS512")
     unsigned = jwt.encode(claims, None, algorithm="none")
     for token in (expired, forged, hs512, unsigned, "garbage", "a.b.c"):

@@ -10,16 +10,25 @@ from tests.api.helpers import assert_problem
 async def test_openapi_documents_paths_auth_and_errors(client: httpx.AsyncClient) -> None:
     spec = (await client.get("/openapi.json")).json()
     paths = spec["paths"]
-    for path in ("/api/v1/users", "/api/v1/auth/token", "/api/v1/users/me", "/api/v1/files",
-                 "/api/v1/files/{file_id}", "/api/v1/files/{file_id}/content",
-                 "/healthz", "/readyz"):
+    for path in (
+        "/api/v1/users",
+        "/api/v1/auth/token",
+        "/api/v1/users/me",
+        "/api/v1/files",
+        "/api/v1/files/{file_id}",
+        "/api/v1/files/{file_id}/content",
+        "/healthz",
+        "/readyz",
+    ):
         assert path in paths, path
     assert set(paths["/api/v1/files/{file_id}/content"]) >= {"get", "head"}
     assert set(paths["/api/v1/files/{file_id}"]) >= {"get", "patch", "delete"}
     schemes = spec["components"]["securitySchemes"]
     assert any(s["type"] == "oauth2" for s in schemes.values())
     upload = paths["/api/v1/files"]["post"]
-    assert {"multipart/form-data", "application/octet-stream"} <= set(upload["requestBody"]["content"])
+    assert {"multipart/form-data", "application/octet-stream"} <= set(
+        upload["requestBody"]["content"]
+    )
     for status in ("401", "413", "503"):
         assert "application/problem+json" in upload["responses"][status]["content"]
     download = paths["/api/v1/files/{file_id}/content"]["get"]

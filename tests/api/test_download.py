@@ -49,12 +49,21 @@ async def test_head_gives_the_headers_without_a_body(
 
 @pytest.mark.parametrize(
     ("header", "start", "end"),
-    [("bytes=0-0", 0, 1), ("bytes=100-199", 100, 200), ("bytes=10000-", 10000, 10240),
-     ("bytes=-40", 10200, 10240), ("bytes=10230-99999", 10230, 10240)],
+    [
+        ("bytes=0-0", 0, 1),
+        ("bytes=100-199", 100, 200),
+        ("bytes=10000-", 10000, 10240),
+        ("bytes=-40", 10200, 10240),
+        ("bytes=10230-99999", 10230, 10240),
+    ],
 )
 async def test_a_single_range_is_206_with_content_range(
-    client: httpx.AsyncClient, auth: dict[str, str], stored: dict[str, object],
-    header: str, start: int, end: int,
+    client: httpx.AsyncClient,
+    auth: dict[str, str],
+    stored: dict[str, object],
+    header: str,
+    start: int,
+    end: int,
 ) -> None:
     response = await client.get(url(stored), headers={**auth, "Range": header})
     assert response.status_code == 206
@@ -63,8 +72,10 @@ async def test_a_single_range_is_206_with_content_range(
     assert response.headers["content-length"] == str(end - start)
 
 
-@pytest.mark.parametrize("header", ["bytes=10240-", "bytes=20000-20010", "bytes=5-2", "bytes=-0",
-                                    "bytes=abc", "bytes=0-1,5-6"])
+@pytest.mark.parametrize(
+    "header",
+    ["bytes=10240-", "bytes=20000-20010", "bytes=5-2", "bytes=-0", "bytes=abc", "bytes=0-1,5-6"],
+)
 async def test_an_unsatisfiable_or_malformed_range_is_416(
     client: httpx.AsyncClient, auth: dict[str, str], stored: dict[str, object], header: str
 ) -> None:

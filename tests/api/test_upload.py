@@ -16,8 +16,10 @@ async def test_multipart_upload_of_two_files_lists_both_with_size_and_sha256(
     response = await client.post(
         "/api/v1/files",
         headers=auth,
-        files=[("file", ("one.bin", one, "application/octet-stream")),
-               ("file", ("two.txt", two, "text/plain"))],
+        files=[
+            ("file", ("one.bin", one, "application/octet-stream")),
+            ("file", ("two.txt", two, "text/plain")),
+        ],
         data={"note": "ignored field"},
     )
     assert response.status_code == 201, response.text
@@ -40,7 +42,9 @@ async def test_raw_upload_streams_a_body_without_content_length(
     total = 3 * 1024 * 1024 + 17
     block = os.urandom(64 * 1024)
     response = await client.post(
-        "/api/v1/files", params={"name": "stream.dat"}, headers=auth,
+        "/api/v1/files",
+        params={"name": "stream.dat"},
+        headers=auth,
         content=chunks(total, seed=block),
     )
     assert response.status_code == 201, response.text
@@ -49,9 +53,13 @@ async def test_raw_upload_streams_a_body_without_content_length(
     assert response.json()["sha256"] == sha(expected)
 
 
-async def test_raw_upload_without_name_is_400(client: httpx.AsyncClient, auth: dict[str, str]) -> None:
+async def test_raw_upload_without_name_is_400(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
     response = await client.post(
-        "/api/v1/files", content=b"abc", headers={**auth, "Content-Type": "application/octet-stream"}
+        "/api/v1/files",
+        content=b"abc",
+        headers={**auth, "Content-Type": "application/octet-stream"},
     )
     assert_problem(response, 400, "bad_request")
 
@@ -85,20 +93,43 @@ async def test_directory_parts_of_a_name_are_dropped(
 ) -> None:
     for given in ("../../etc/passwd", "C:\\Users\\me\\report.txt", "a/b/c.txt"):
         body = await upload_raw(client, auth, given, b"data")
-        assert "/" not in str(body["name"]) and "\\" not in str(body["name"])
+        assert "/" not in str(body["name"])
+        assert "\\" not in str(body["name"])
         assert body["name"] == given.replace("\\", "/").rsplit("/", 1)[-1]
 
 
-@pytest.mark.parametrize("name", ["bad\x00name", "line\r\nbreak", "..", "   ", "x" * 300])
+@pytest.mark.parametrize(
+    "name", ["bad\x00name", "line\r\nbreak", "..", "   ", "x" * 300, "tab\there"]
+)
 async def test_invalid_names_are_422_and_store_nothing(
     client: httpx.AsyncClient, auth: dict[str, str], running: Running, name: str
 ) -> None:
     before = await stored_keys(running)
     response = await client.post(
-        "/api/v1/files", headers=auth,
-        files=[("file", (name, b"content", "application/octet-stream"))],
+        "/api/v1/files", params={"name": name}, content=b"content", headers=auth
     )
     assert_problem(response, 422, "invalid_file_name")
+    assert await stored_keys(running) == before
+    assert (await client.get("/api/v1/files", headers=auth)).json()["items"] == []
+
+
+@pytest.mark.parametrize("raw_name", [b"..", b"x" * 300, b"a\x7fb"])
+async def test_invalid_multipart_names_are_422_and_store_nothing(
+    client: httpx.AsyncClient, auth: dict[str, str], running: Running, raw_name: bytes
+) -> None:
+    before = await stored_keys(running)
+    body = (
+        b'--B\r\nContent-Disposition: form-data; name="file"; filename="'
+        + raw_name
+        + b'"\r\n\r\ncontent\r\n--B--\r\n'
+    )
+    response = await client.post(
+        "/api/v1/files",
+        content=body,
+        headers={**auth, "Content-Type": "multipart/form-data; boundary=B"},
+    )
+    assert response.status_code in (400, 422), response.text
+    assert response.json()["code"] in ("invalid_file_name", "malformed_multipart")
     assert await stored_keys(running) == before
     assert (await client.get("/api/v1/files", headers=auth)).json()["items"] == []
 
@@ -128,7 +159,8 @@ async def test_a_declared_length_over_the_limit_is_refused_before_reading(
             yield b"x" * 65536
 
     response = await client.post(
-        "/api/v1/files", params={"name": "big.bin"},
+        "/api/v1/files",
+        params={"name": "big.bin"},
         headers={**auth, "Content-Length": str(running.settings.max_upload_bytes + 1)},
         content=body(),  # type: ignore[arg-type]
     )
@@ -141,9 +173,12 @@ async def test_a_multipart_file_over_the_limit_discards_the_files_before_it(
 ) -> None:
     before = await stored_keys(running)
     response = await client.post(
-        "/api/v1/files", headers=auth,
-        files=[("file", ("small.txt", b"fine", "text/plain")),
-               ("file", ("big.bin", b"\0" * (running.settings.max_upload_bytes + 1), "x/y"))],
+        "/api/v1/files",
+        headers=auth,
+        files=[
+            ("file", ("small.txt", b"fine", "text/plain")),
+            ("file", ("big.bin", b"\0" * (running.settings.max_upload_bytes + 1), "x/y")),
+        ],
     )
     assert_problem(response, 413, "file_too_large")
     assert await stored_keys(running) == before
@@ -155,7 +190,8 @@ async def test_too_many_files_in_one_request_is_413_and_keeps_none(
 ) -> None:
     count = running.settings.max_files_per_request + 1
     response = await client.post(
-        "/api/v1/files", headers=auth,
+        "/api/v1/files",
+        headers=auth,
         files=[("file", (f"f{i}.txt", b"x", "text/plain")) for i in range(count)],
     )
     assert_problem(response, 413, "too_many_files")
@@ -166,7 +202,9 @@ async def test_multipart_without_a_file_part_is_400(
     client: httpx.AsyncClient, auth: dict[str, str]
 ) -> None:
     response = await client.post(
-        "/api/v1/files", headers=auth, data={"file": "not a file, no filename"},
+        "/api/v1/files",
+        headers=auth,
+        data={"file": "not a file, no filename"},
         files=[("other", ("x.txt", b"x", "text/plain"))],
     )
     assert_problem(response, 400, "no_file")
@@ -186,7 +224,8 @@ async def test_a_truncated_multipart_body_is_400_and_keeps_the_complete_part_nei
         b"cut off in the midd"
     )
     response = await client.post(
-        "/api/v1/files", content=body,
+        "/api/v1/files",
+        content=body,
         headers={**auth, "Content-Type": "multipart/form-data; boundary=XyZ"},
     )
     assert_problem(response, 400, "malformed_multipart")
@@ -196,7 +235,11 @@ async def test_a_truncated_multipart_body_is_400_and_keeps_the_complete_part_nei
 
 @pytest.mark.parametrize(
     "content_type",
-    ["multipart/form-data", "multipart/form-data; boundary=", "multipart/form-data; boundary=\"" + "b" * 80 + "\""],
+    [
+        "multipart/form-data",
+        "multipart/form-data; boundary=",
+        'multipart/form-data; boundary="' + "b" * 80 + '"',
+    ],
 )
 async def test_multipart_without_a_usable_boundary_is_400(
     client: httpx.AsyncClient, auth: dict[str, str], content_type: str

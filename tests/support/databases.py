@@ -10,6 +10,7 @@ import asyncio
 import os
 import secrets
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Literal
 
@@ -41,7 +42,10 @@ def _mysql_admin(statement: str) -> None:
     import pymysql
 
     connection = pymysql.connect(
-        host=MYSQL_HOST, port=MYSQL_PORT, user=MYSQL_USER, password=MYSQL_PASSWORD,
+        host=MYSQL_HOST,
+        port=MYSQL_PORT,
+        user=MYSQL_USER,
+        password=MYSQL_PASSWORD,
         connect_timeout=5,
     )
     try:
@@ -63,7 +67,9 @@ def _pg_admin(statement: str) -> None:
         finally:
             await connection.close()
 
-    asyncio.run(run())
+    # Callers may be inside the test's running event loop: use a thread of its own.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, run()).result()
 
 
 @contextmanager
@@ -75,7 +81,9 @@ def scratch_database(kind: Kind, tmp_dir: os.PathLike[str]) -> Iterator[str]:
         return
     if kind == "mysql":
         try:
-            _mysql_admin(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+            _mysql_admin(
+                f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+            )
         except Exception as exc:
             unavailable(f"MariaDB at {MYSQL_HOST}:{MYSQL_PORT} is not reachable: {exc}")
         auth = MYSQL_USER + (f":{MYSQL_PASSWORD}" if MYSQL_PASSWORD else "")

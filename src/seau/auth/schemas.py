@@ -37,5 +37,5 @@ class UserRead(BaseModel):
 
 class Token(BaseModel):
     access_token: str
-    token_type: Literal["bearer"] = "bearer"
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 (the OAuth2 token type, not a secret)
     expires_in: int = Field(description="Seconds until the token expires.")

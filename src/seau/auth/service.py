@@ -63,8 +63,6 @@ class AuthService:
     async def revoke_tokens(self, user_id: uuid.UUID) -> None:
         async with self._sessions() as session:
             await session.execute(
-                update(User)
-                .where(User.id == user_id)
-                .values(token_version=User.token_version + 1)
+                update(User).where(User.id == user_id).values(token_version=User.token_version + 1)
             )
             await session.commit()

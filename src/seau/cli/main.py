@@ -24,7 +24,9 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 db_app = typer.Typer(help="Database schema: migrate, or print the DDL.", no_args_is_help=True)
-user_app = typer.Typer(help="Manage accounts (server side, direct database access).", no_args_is_help=True)
+user_app = typer.Typer(
+    help="Manage accounts (server side, direct database access).", no_args_is_help=True
+)
 app.add_typer(db_app, name="db")
 app.add_typer(user_app, name="user")
 
@@ -123,7 +125,10 @@ def db_sql(
 def user_create(
     email: Annotated[str, typer.Option(prompt=True)],
     password: Annotated[
-        str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True, envvar="SEAU_USER_PASSWORD")
+        str,
+        typer.Option(
+            prompt=True, hide_input=True, confirmation_prompt=True, envvar="SEAU_USER_PASSWORD"
+        ),
     ],
     admin: Annotated[bool, typer.Option(help="Make the account an administrator.")] = False,
 ) -> None:
@@ -141,9 +146,14 @@ def user_create(
         first = exc.errors()[0]
         raise fail(f"{first['loc'][0]}: {first['msg']}", code=2) from None
     try:
-        user = run(with_auth(settings, lambda auth: auth.create_user(
-            email=body.email, password=body.password, is_admin=admin
-        )))
+        user = run(
+            with_auth(
+                settings,
+                lambda auth: auth.create_user(
+                    email=body.email, password=body.password, is_admin=admin
+                ),
+            )
+        )
     except (SeauError, PreflightError) as exc:
         raise fail(str(exc)) from None
     out.print(f"created {user.email} ({user.id})")

@@ -26,6 +26,7 @@ from seau.errors import (
     RangeNotSatisfiable,
     StorageUnavailableError,
     TooManyFiles,
+    UnsupportedMediaType,
     ValidationFailed,
 )
 from seau.files.http import (
@@ -110,11 +111,13 @@ def _declared_length(request: Request) -> int | None:
         InvalidFileName,
         PayloadTooLarge,
         TooManyFiles,
+        UnsupportedMediaType,
+        ValidationFailed,
         *UNAVAILABLE,
     ),
     openapi_extra=_UPLOAD_BODY,
     summary="Upload files",
-    description="`multipart/form-data` (parts named `file`) answers `{\"files\": [...]}`; "
+    description='`multipart/form-data` (parts named `file`) answers `{"files": [...]}`; '
     "a raw body with `?name=` answers the one file. Bytes stream to storage as they "
     "arrive; nothing is kept unless every file of the request is complete.",
 )
@@ -139,7 +142,9 @@ async def upload(
         if name is None:
             raise BadRequest("a raw upload needs `?name=`; or send multipart/form-data")
         if declared is not None and declared > settings.max_upload_bytes:
-            raise PayloadTooLarge(f"the file exceeds the limit of {settings.max_upload_bytes} bytes")
+            raise PayloadTooLarge(
+                f"the file exceeds the limit of {settings.max_upload_bytes} bytes"
+            )
         row = await files.upload(
             owner_id=user.id,
             name=name,
@@ -252,26 +257,61 @@ async def delete_file(file_id: str, user: CurrentUser, files: FilesDep) -> Respo
     return Response(status_code=204)
 
 
-@router.api_route(
+_DOWNLOAD_RESPONSES: dict[int | str, dict[str, object]] = {
+    200: {"content": {"application/octet-stream": {}}, "description": "The bytes."},
+    206: {"content": {"application/octet-stream": {}}, "description": "One byte range."},
+    304: {"description": "`If-None-Match` matched the ETag."},
+    **problem_responses(*AUTH_ERRORS, FileNotFound, RangeNotSatisfiable, *UNAVAILABLE),
+}
+_DOWNLOAD_DESCRIPTION = (
+    "Streams the bytes. Supports one `Range`, `If-None-Match` and `If-Range` "
+    "(ETag = quoted SHA-256). `disposition=inline` is honoured only for safe media types."
+)
+Disposition = Annotated[Literal["attachment", "inline"], Query()]
+
+
+@router.get(
     "/{file_id}/content",
-    methods=["GET", "HEAD"],
     response_class=StreamingResponse,
-    responses={
-        200: {"content": {"application/octet-stream": {}}, "description": "The bytes."},
-        206: {"content": {"application/octet-stream": {}}, "description": "One byte range."},
-        304: {"description": "`If-None-Match` matched the ETag."},
-        **problem_responses(*AUTH_ERRORS, FileNotFound, RangeNotSatisfiable, *UNAVAILABLE),
-    },
+    responses=_DOWNLOAD_RESPONSES,
     summary="Download a file",
-    description="Streams the bytes. Supports one `Range`, `If-None-Match` and `If-Range` "
-    "(ETag = quoted SHA-256). `disposition=inline` is honoured only for safe media types.",
+    description=_DOWNLOAD_DESCRIPTION,
 )
 async def download(
     request: Request,
     file_id: str,
     user: CurrentUser,
     files: FilesDep,
-    disposition: Annotated[Literal["attachment", "inline"], Query()] = "attachment",
+    disposition: Disposition = "attachment",
+) -> Response:
+    return await _content(request, file_id, user, files, disposition, with_body=True)
+
+
+@router.head(
+    "/{file_id}/content",
+    response_class=Response,
+    responses=_DOWNLOAD_RESPONSES,
+    summary="A download's headers, without the bytes",
+    description=_DOWNLOAD_DESCRIPTION,
+)
+async def download_head(
+    request: Request,
+    file_id: str,
+    user: CurrentUser,
+    files: FilesDep,
+    disposition: Disposition = "attachment",
+) -> Response:
+    return await _content(request, file_id, user, files, disposition, with_body=False)
+
+
+async def _content(
+    request: Request,
+    file_id: str,
+    user: CurrentUser,
+    files: FilesDep,
+    disposition: str,
+    *,
+    with_body: bool,
 ) -> Response:
     row = await files.get(owner_id=user.id, file_id=file_id)
     assert row.sha256 is not None  # ready rows always have one
@@ -297,12 +337,11 @@ async def download(
         start, end = byte_range.start, byte_range.end
         headers["Content-Range"] = byte_range.content_range
     headers["Content-Length"] = str(end - start)
-    media_type = row.content_type
-    if request.method == "HEAD":
-        return Response(status_code=status, headers=headers, media_type=media_type)
+    if not with_body:
+        return Response(status_code=status, headers=headers, media_type=row.content_type)
     stream = await files.open_content(row, start=start, end=end)
     return StreamingResponse(
-        _relay(stream), status_code=status, headers=headers, media_type=media_type
+        _relay(stream), status_code=status, headers=headers, media_type=row.content_type
     )
 
 

@@ -160,7 +160,9 @@ class FileService:
         try:
             await self._store.delete(row.object_key)
         except StorageUnavailable:
-            log.warning("object %s of deleted file %s left for the reconciler", row.object_key, row.id)
+            log.warning(
+                "object %s of deleted file %s left for the reconciler", row.object_key, row.id
+            )
 
     # -- reading -----------------------------------------------------------
 

@@ -46,6 +46,12 @@ class Store(Protocol):
     async def get(self, key: str, *, start: int = 0, end: int | None = None) -> ByteStream:
         """Open ``key`` for reading ``[start, end)``.
 
+        The range is clamped to the object like a slice of ``bytes``: an ``end``
+        past the size stops at the size, and a ``start`` at or past the size (or
+        ``start == end``) gives an empty stream, though a missing object still
+        raises ``ObjectNotFound``. ``start < 0`` or ``end < start`` is a
+        ``ValueError``. Deciding that a range is unsatisfiable is the caller's job.
+
         The request is made before this returns, so ``ObjectNotFound`` and
         ``StorageUnavailable`` are raised here, before any byte is produced.
         A failure while iterating raises ``StorageUnavailable``.

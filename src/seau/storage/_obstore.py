@@ -1,0 +1,303 @@
+"""The `Store` verbs on top of any obstore backend, with obstore's errors translated.
+
+Shared by the S3 store and the in-memory test store so both behave identically
+(ranges, listing by string prefix, error mapping); only construction differs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Iterable
+from typing import TYPE_CHECKING, Self
+
+import obstore
+from obstore.exceptions import BaseError, InvalidPathError, NotFoundError
+
+from seau.storage._sources import close_source
+from seau.storage.errors import InvalidKey, ObjectNotFound, StorageError, StorageUnavailable
+from seau.storage.keys import check_range, prefix_directory, validate_key
+from seau.storage.protocol import ByteStream, ObjectInfo
+
+if TYPE_CHECKING:
+    from obstore import Attributes, BytesStream, GetOptions, ObjectMeta, PutResult
+    from obstore.store import ObjectStore
+
+MiB = 1024 * 1024
+
+# obstore raises its own `BaseError` tree, plus builtin `FileNotFoundError` for a
+# missing object and occasionally other `OSError`s; nothing else is expected.
+_OBSTORE_ERRORS = (BaseError, OSError)
+
+# S3 answers 404 for a missing bucket as well as a missing key, and obstore maps
+# both to `FileNotFoundError`; a missing bucket is a configuration problem.
+_MISSING_BUCKET_MARKER = "NoSuchBucket"
+
+_LIST_BATCH = 1000
+_ABORT_GRACE_SECONDS = 10.0
+
+_Describe = Callable[[BaseException], str]
+
+
+class ObstoreStore:
+    """A `Store` over an obstore `ObjectStore`. Construct a subclass, not this."""
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        *,
+        part_size: int,
+        max_concurrency: int,
+        read_chunk_size: int,
+        secrets: Iterable[str] = (),
+    ) -> None:
+        self._store = store
+        self._part_size = part_size
+        self._max_concurrency = max_concurrency
+        self._read_chunk_size = read_chunk_size
+        # Longest first, so a secret that contains another is masked whole.
+        self._secrets = tuple(sorted((s for s in secrets if s), key=len, reverse=True))
+
+    async def put(
+        self, key: str, data: AsyncIterable[bytes], *, content_type: str | None = None
+    ) -> ObjectInfo:
+        validate_key(key)
+        tap = _Tap(data)
+        attributes: Attributes | None = {"Content-Type": content_type} if content_type else None
+        source = tap.pump()
+        # An async iterable goes to a multipart upload that holds at most
+        # `max_concurrency` parts in flight plus the one being filled, so memory
+        # stays bounded whatever the object size; obstore aborts the upload when
+        # the source raises. (obstore returns a future that is already running.)
+        upload = asyncio.ensure_future(
+            obstore.put_async(
+                self._store,
+                key,
+                source,
+                attributes=attributes,
+                chunk_size=self._part_size,
+                max_concurrency=self._max_concurrency,
+            )
+        )
+        try:
+            # Shielded: cancelling obstore's future drops the upload without
+            # aborting it, which leaves a hidden multipart upload in the bucket.
+            result = await asyncio.shield(upload)
+        except asyncio.CancelledError:
+            await _abort(upload, tap)
+            raise
+        except BaseException as exc:
+            if tap.error is exc:
+                raise
+            if tap.error is not None:
+                raise tap.error  # noqa: B904 - the caller's own exception, as it was raised
+            if isinstance(exc, _OBSTORE_ERRORS):
+                # On put, "not found" can only mean the bucket is missing.
+                raise self._unavailable("put", key, exc) from None
+            raise
+        finally:
+            await _close_quietly(source)
+        return ObjectInfo(key=key, size=tap.size, etag=result["e_tag"])
+
+    async def get(self, key: str, *, start: int = 0, end: int | None = None) -> ByteStream:
+        validate_key(key)
+        check_range(start, end)
+        if end == start:
+            # obstore refuses zero-length ranges; the object must still exist.
+            await self.head(key)
+            return _ObstoreByteStream(None, key=key, describe=self._describe)
+        options: GetOptions | None = None
+        if end is not None:
+            options = {"range": (start, end)}
+        elif start > 0:
+            options = {"range": {"offset": start}}
+        try:
+            result = await obstore.get_async(self._store, key, options=options)
+        except _OBSTORE_ERRORS as exc:
+            if _is_missing_object(exc):
+                raise ObjectNotFound(key) from None
+            if options is not None and await self._starts_at_or_past_end(key, start):
+                return _ObstoreByteStream(None, key=key, describe=self._describe)
+            raise self._unavailable("get", key, exc) from None
+        stream = result.stream(min_chunk_size=self._read_chunk_size)
+        return _ObstoreByteStream(stream, key=key, describe=self._describe)
+
+    async def _starts_at_or_past_end(self, key: str, start: int) -> bool:
+        """Whether a failed ranged get failed only because ``start`` is past the end.
+
+        Backends report that as an opaque error (S3: 416, memory: a generic
+        "invalid range"), so ask for the size instead of parsing messages.
+        """
+        info = await self.head(key)
+        return start >= info.size
+
+    async def head(self, key: str) -> ObjectInfo:
+        validate_key(key)
+        try:
+            meta = await obstore.head_async(self._store, key)
+        except _OBSTORE_ERRORS as exc:
+            # A HEAD has no body, so a missing bucket cannot be told from a missing key.
+            if isinstance(exc, FileNotFoundError | NotFoundError):
+                raise ObjectNotFound(key) from None
+            raise self._unavailable("head", key, exc) from None
+        return _info(meta)
+
+    async def delete(self, key: str) -> None:
+        validate_key(key)
+        try:
+            await obstore.delete_async(self._store, key)
+        except _OBSTORE_ERRORS as exc:
+            if _is_missing_object(exc):
+                return
+            raise self._unavailable("delete", key, exc) from None
+
+    async def list(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
+        directory = prefix_directory(prefix)
+        # obstore matches prefixes by whole path segment; list the enclosing
+        # directory and filter so that "files/ab" also finds "files/abc/...".
+        stream = obstore.list(self._store, directory or None, chunk_size=_LIST_BATCH)
+        while True:
+            try:
+                batch = await stream.__anext__()
+            except StopAsyncIteration:
+                return
+            except _OBSTORE_ERRORS as exc:
+                raise self._unavailable("list", prefix, exc) from None
+            for meta in batch:
+                if meta["path"].startswith(prefix):
+                    yield _info(meta)
+
+    async def close(self) -> None:
+        """Nothing to release: obstore's connection pool goes with the object."""
+
+    def _unavailable(self, verb: str, key: str, exc: BaseException) -> StorageError:
+        if isinstance(exc, InvalidPathError):
+            return InvalidKey(f"{key!r}: {self._describe(exc)}")
+        return StorageUnavailable(f"{verb} {key!r} failed: {self._describe(exc)}")
+
+    def _describe(self, exc: BaseException) -> str:
+        """obstore's message without its Debug dump, with any secret masked."""
+        text = str(exc).split("Debug source:", 1)[0].strip() or type(exc).__name__
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+
+def _is_missing_object(exc: BaseException) -> bool:
+    return isinstance(exc, FileNotFoundError | NotFoundError) and (
+        _MISSING_BUCKET_MARKER not in str(exc)
+    )
+
+
+def _info(meta: ObjectMeta) -> ObjectInfo:
+    return ObjectInfo(
+        key=meta["path"],
+        size=meta["size"],
+        last_modified=meta["last_modified"],
+        etag=meta["e_tag"],
+    )
+
+
+class _Tap:
+    """Counts what the caller's iterator yields and remembers what it raised.
+
+    obstore hands a source's exception back today, but the protocol promises the
+    caller gets *their* exception, so keep it rather than rely on that.
+    """
+
+    def __init__(self, data: AsyncIterable[bytes]) -> None:
+        self._data = data
+        self.size = 0
+        self.error: BaseException | None = None
+        self._abandoned = False
+        # obstore pulls each chunk in a task of its own; the latest one may be
+        # waiting on the caller's source when the upload has to stop.
+        self._puller: asyncio.Task[object] | None = None
+
+    async def pump(self) -> AsyncGenerator[bytes, None]:
+        iterator = aiter(self._data)
+        try:
+            self._puller = asyncio.current_task()
+            async for chunk in iterator:
+                if self._abandoned:
+                    raise _Abandoned
+                # An empty part would make obstore send an empty multipart part.
+                if chunk:
+                    self.size += len(chunk)
+                    yield chunk
+                    self._puller = asyncio.current_task()
+        except (_Abandoned, GeneratorExit):
+            # Stopped for a reason of our own (cancelled, or obstore gave up).
+            await close_source(iterator)
+            raise
+        except Exception as exc:
+            self.error = exc
+            raise
+
+    def abandon(self) -> None:
+        """Make the upload fail at its next pull from the source, or now if it is waiting."""
+        self._abandoned = True
+        puller = self._puller
+        if puller is not None and not puller.done() and puller is not asyncio.current_task():
+            puller.cancel()
+
+
+class _Abandoned(Exception):
+    """Raised into obstore's upload so that it aborts it."""
+
+
+async def _abort(upload: asyncio.Future[PutResult], tap: _Tap) -> None:
+    """Stop a cancelled upload through obstore's own failure path, which aborts it.
+
+    Bounded, so a cancellation still ends promptly if the server is not answering.
+    """
+    tap.abandon()
+    await asyncio.wait([upload], timeout=_ABORT_GRACE_SECONDS)
+    if upload.done():
+        if not upload.cancelled():
+            upload.exception()  # retrieved: it is the expected, deliberate failure
+    else:
+        upload.cancel()
+
+
+async def _close_quietly(source: AsyncGenerator[bytes, None]) -> None:
+    try:
+        await source.aclose()
+    except RuntimeError:
+        # Still running: obstore was cancelled while awaiting a chunk, and the
+        # generator finishes (and is finalized) on its own.
+        return
+
+
+class _ObstoreByteStream:
+    """An obstore `BytesStream` that raises `StorageUnavailable` instead of SDK errors."""
+
+    def __init__(
+        self,
+        stream: BytesStream | None,
+        *,
+        key: str,
+        describe: _Describe,
+    ) -> None:
+        self._stream = stream
+        self._key = key
+        self._describe = describe
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._stream is None:
+            raise StopAsyncIteration
+        try:
+            return await self._stream.__anext__()
+        except StopAsyncIteration:
+            self._stream = None
+            raise
+        except _OBSTORE_ERRORS as exc:
+            self._stream = None
+            message = f"reading {self._key!r} failed: {self._describe(exc)}"
+            raise StorageUnavailable(message) from None
+
+    async def aclose(self) -> None:
+        # Dropping obstore's stream drops the response and frees its connection.
+        self._stream = None

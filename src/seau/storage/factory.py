@@ -1,0 +1,65 @@
+"""Turn the configured storage URL into a store."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from seau.storage.local import LocalFileStore
+from seau.storage.memory import MemoryObjectStore
+from seau.storage.protocol import Store
+from seau.storage.s3 import ObstoreS3Store, S3Options
+
+_SUPPORTED = "file:///ABSOLUTE/PATH, a plain path, s3://BUCKET[/PREFIX] or memory://"
+
+
+def open_store(url: str, *, s3: S3Options | None = None, data_dir: Path | None = None) -> Store:
+    """Build the store ``url`` names. Nothing is read or written until first use.
+
+    - ``file:///abs/path`` or a plain path: a `LocalFileStore`. A relative path
+      (plain, ``file:relative`` or ``file://relative/path``) is taken relative to
+      ``data_dir``, and is an error without one.
+    - ``s3://BUCKET[/PREFIX]``: an `ObstoreS3Store`; bucket and prefix come from the
+      URL, everything else (endpoint, credentials, timeouts) from ``s3``.
+    - ``memory://``: a `MemoryObjectStore`, for tests.
+    """
+    if not url.strip():
+        raise ValueError(f"storage URL is empty; expected {_SUPPORTED}")
+    if "://" not in url and not url.startswith("file:"):
+        return LocalFileStore(_local_path(url, data_dir=data_dir, url=url))
+    parts = urlsplit(url)
+    if parts.query or parts.fragment:
+        raise ValueError(f"storage URL {url!r} must not have a query or fragment")
+    scheme = parts.scheme.lower()
+    if scheme == "file":
+        # RFC 8089 allows "localhost" as the host of a local absolute path.
+        host = "" if parts.netloc.lower() == "localhost" else parts.netloc
+        path = unquote(host + parts.path)
+        return LocalFileStore(_local_path(path, data_dir=data_dir, url=url))
+    if scheme == "s3":
+        if not parts.netloc:
+            raise ValueError(f"storage URL {url!r} names no bucket; expected s3://BUCKET[/PREFIX]")
+        bucket, prefix = parts.netloc, unquote(parts.path).strip("/")
+        options = (
+            S3Options(bucket=bucket, prefix=prefix)
+            if s3 is None
+            else dataclasses.replace(s3, bucket=bucket, prefix=prefix)
+        )
+        return ObstoreS3Store(options)
+    if scheme == "memory":
+        if parts.netloc or parts.path.strip("/"):
+            raise ValueError(f"storage URL {url!r}: memory:// takes no name or path")
+        return MemoryObjectStore()
+    raise ValueError(f"unsupported storage URL {url!r}; expected {_SUPPORTED}")
+
+
+def _local_path(text: str, *, data_dir: Path | None, url: str) -> Path:
+    if not text:
+        raise ValueError(f"storage URL {url!r} names no directory")
+    path = Path(text)
+    if path.is_absolute():
+        return path
+    if data_dir is None:
+        raise ValueError(f"storage URL {url!r} is a relative path and no data directory is set")
+    return data_dir / path

@@ -1,0 +1,426 @@
+"""Objects as files under one directory: the embedded default store.
+
+Written by hand rather than with obstore's ``LocalStore`` because that one never
+fsyncs (a crash can lose an upload the database already calls ``ready``) and
+reads in 8 KiB pieces; see docs/decisions.md, "Local store".
+
+Every blocking call runs in a worker thread. A file descriptor is only touched
+under its lock, because a cancelled ``await`` leaves its thread running, and
+closing the descriptor under it could make the thread write into whatever file
+reuses that number.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import itertools
+import os
+import secrets
+import stat
+import threading
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Generator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import ParamSpec, Self, TypeVar
+
+from seau.storage._sources import close_source
+from seau.storage.errors import InvalidKey, ObjectNotFound, StorageUnavailable
+from seau.storage.keys import check_range, prefix_directory, validate_key
+from seau.storage.protocol import ByteStream, ObjectInfo
+
+MiB = 1024 * 1024
+TEMP_DIR_NAME = ".tmp"
+_TEMP_SUFFIX = ".part"
+_LIST_BATCH = 1000
+_MISSING = (FileNotFoundError, NotADirectoryError)
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+class LocalFileStore:
+    """A `Store` keeping each object as a file at ``root/<key>``.
+
+    Writes go to ``root/.tmp/`` and are renamed into place after an fsync of the
+    file, then the directory is fsynced, so an object is either absent or whole
+    and durable. ``root/.tmp`` must stay on the same filesystem as ``root``.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        write_buffer_size: int = MiB,
+        read_chunk_size: int = MiB,
+    ) -> None:
+        if write_buffer_size <= 0 or read_chunk_size <= 0:
+            raise ValueError("buffer sizes must be positive")
+        # Absolute without touching the disk: resolving symlinks in the root
+        # itself happens in `_resolve`, off the event loop.
+        self._root = Path(os.path.abspath(root))
+        self._temp_dir = self._root / TEMP_DIR_NAME
+        self._write_buffer_size = write_buffer_size
+        self._read_chunk_size = read_chunk_size
+
+    @property
+    def root(self) -> Path:
+        return self._root
+
+    async def put(
+        self, key: str, data: AsyncIterable[bytes], *, content_type: str | None = None
+    ) -> ObjectInfo:
+        """Write ``data`` durably under ``key``. ``content_type`` is not stored on disk."""
+        _validate(key)
+        temp = await _run_owning(_TempFile.create, _TempFile.discard, self._temp_dir)
+        iterator = aiter(data)
+        source_failed = False
+        try:
+            buffer = bytearray()
+            while True:
+                try:
+                    chunk = await anext(iterator)
+                except StopAsyncIteration:
+                    break
+                except BaseException:
+                    source_failed = True
+                    raise
+                buffer += chunk
+                if len(buffer) >= self._write_buffer_size:
+                    # Hand the buffer to the thread and start a fresh one: no copy.
+                    await _run(temp.write, buffer)
+                    buffer = bytearray()
+            if buffer:
+                await _run(temp.write, buffer)
+            return await _run(self._commit, temp, key)
+        except BaseException:
+            # Shielded so a second cancellation cannot leave the temp file behind;
+            # a failing cleanup must not hide the error that caused it.
+            with contextlib.suppress(OSError):
+                await asyncio.shield(asyncio.to_thread(temp.discard))
+            if not source_failed:
+                await close_source(iterator)
+            raise
+
+    def _commit(self, temp: _TempFile, key: str) -> ObjectInfo:
+        path = self._resolve(key)
+        try:
+            created = _make_parents(path.parent)
+            written = temp.commit(path)
+        except (IsADirectoryError, NotADirectoryError, FileExistsError) as exc:
+            raise InvalidKey(f"key collides with a directory or file: {key!r}") from exc
+        # The rename is durable only once the directory holding the new entry is
+        # synced, and a new directory only once its own parent is.
+        for directory in dict.fromkeys([path.parent, *(d.parent for d in created)]):
+            _fsync_directory(directory)
+        return _info(key, written)
+
+    async def get(self, key: str, *, start: int = 0, end: int | None = None) -> ByteStream:
+        _validate(key)
+        check_range(start, end)
+        fd, size = await _run_owning(self._open_for_reading, _close_opened, key)
+        stop = size if end is None else min(end, size)
+        return _FileByteStream(fd, start=min(start, stop), stop=stop, chunk=self._read_chunk_size)
+
+    def _open_for_reading(self, key: str) -> tuple[int, int]:
+        path = self._resolve(key)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except _MISSING:
+            raise ObjectNotFound(key) from None
+        try:
+            info = os.fstat(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        if not stat.S_ISREG(info.st_mode):
+            os.close(fd)
+            raise ObjectNotFound(key)
+        return fd, info.st_size
+
+    async def head(self, key: str) -> ObjectInfo:
+        _validate(key)
+        return await _run(self._head, key)
+
+    def _head(self, key: str) -> ObjectInfo:
+        try:
+            info = self._resolve(key).stat()
+        except _MISSING:
+            raise ObjectNotFound(key) from None
+        if not stat.S_ISREG(info.st_mode):
+            raise ObjectNotFound(key)
+        return _info(key, info)
+
+    async def delete(self, key: str) -> None:
+        _validate(key)
+        await _run(self._delete, key)
+
+    def _delete(self, key: str) -> None:
+        # Empty parent directories are left in place: removing them would race
+        # with a concurrent put that has just created them.
+        try:
+            os.unlink(self._resolve(key))
+        except (*_MISSING, IsADirectoryError):
+            return
+
+    async def list(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
+        directory = prefix_directory(prefix)
+        entries = self._walk(directory, prefix)
+        try:
+            while batch := await _run(_take, entries, _LIST_BATCH):
+                for info in batch:
+                    yield info
+        finally:
+            entries.close()
+
+    def _walk(self, directory: str, prefix: str) -> Generator[ObjectInfo, None, None]:
+        start = self._resolve(directory) if directory else self._resolve_root()
+        pending = [(start, directory)]
+        while pending:
+            path, relative = pending.pop()
+            try:
+                with os.scandir(path) as scan:
+                    children = [*scan]
+            except _MISSING:
+                continue
+            for entry in children:
+                key = f"{relative}/{entry.name}" if relative else entry.name
+                if not relative and entry.name == TEMP_DIR_NAME:
+                    continue
+                # Symlinks are never followed, so a listing cannot leave the root.
+                if entry.is_dir(follow_symlinks=False):
+                    if key.startswith(prefix) or prefix.startswith(f"{key}/"):
+                        pending.append((Path(entry.path), key))
+                elif entry.is_file(follow_symlinks=False) and key.startswith(prefix):
+                    try:
+                        yield _info(key, entry.stat(follow_symlinks=False))
+                    except FileNotFoundError:
+                        continue
+
+    async def close(self) -> None:
+        """Nothing to release: every file is closed when its operation ends."""
+
+    async def sweep_temp_files(self, *, older_than: timedelta) -> int:
+        """Remove temp files left by a crash mid-upload; returns how many went.
+
+        Only files older than ``older_than`` go, so uploads in progress survive.
+        """
+        return await _run(self._sweep, older_than.total_seconds())
+
+    def _sweep(self, age_seconds: float) -> int:
+        cutoff = time.time() - age_seconds
+        removed = 0
+        try:
+            scan = os.scandir(self._temp_dir)
+        except FileNotFoundError:
+            return 0
+        with scan:
+            for entry in scan:
+                if not entry.name.endswith(_TEMP_SUFFIX):
+                    continue
+                try:
+                    if entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                        os.unlink(entry.path)
+                        removed += 1
+                except FileNotFoundError:
+                    continue
+        return removed
+
+    def _resolve_root(self) -> Path:
+        return self._root.resolve()
+
+    def _resolve(self, key: str) -> Path:
+        """The file for ``key``, refusing any path that leaves the root.
+
+        Keys are validated already; resolving again catches a symlink inside the
+        root that points outside it.
+        """
+        root = self._resolve_root()
+        path = (root / key).resolve()
+        if path == root or not path.is_relative_to(root):
+            raise InvalidKey(f"key resolves outside the store root: {key!r}")
+        if path.relative_to(root).parts[0] == TEMP_DIR_NAME:
+            raise InvalidKey(f"key resolves into the temp directory: {key!r}")
+        return path
+
+
+def _validate(key: str) -> None:
+    validate_key(key)
+    if key.split("/", 1)[0] == TEMP_DIR_NAME:
+        raise InvalidKey(f"{TEMP_DIR_NAME!r} is reserved for uploads in progress: {key!r}")
+
+
+async def _run(function: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+    try:
+        return await asyncio.to_thread(function, *args, **kwargs)
+    except OSError as exc:
+        raise StorageUnavailable(f"local store: {exc}") from exc
+
+
+async def _run_owning(
+    function: Callable[_P, _T],
+    release: Callable[[_T], object],
+    *args: _P.args,
+    **kwargs: _P.kwargs,
+) -> _T:
+    """`_run` for a call that acquires something (an fd, a temp file).
+
+    If the caller is cancelled while the thread is still working, the thread's
+    result would be lost and leak, so it is handed to ``release`` once it exists.
+    """
+    future = asyncio.ensure_future(_run(function, *args, **kwargs))
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        future.add_done_callback(functools.partial(_release_result, release=release))
+        raise
+
+
+def _release_result(future: asyncio.Future[_T], *, release: Callable[[_T], object]) -> None:
+    if not future.cancelled() and future.exception() is None:
+        with contextlib.suppress(OSError):
+            release(future.result())
+
+
+def _close_opened(opened: tuple[int, int]) -> None:
+    os.close(opened[0])
+
+
+def _take(entries: Iterator[ObjectInfo], count: int) -> list[ObjectInfo]:
+    return [*itertools.islice(entries, count)]
+
+
+def _info(key: str, info: os.stat_result) -> ObjectInfo:
+    return ObjectInfo(
+        key=key,
+        size=info.st_size,
+        last_modified=datetime.fromtimestamp(info.st_mtime, tz=UTC),
+    )
+
+
+def _make_parents(directory: Path) -> list[Path]:
+    """Create ``directory`` and its missing ancestors; return those created, outermost first."""
+    missing: list[Path] = []
+    while not directory.exists():
+        missing.append(directory)
+        directory = directory.parent
+    created: list[Path] = []
+    for path in reversed(missing):
+        try:
+            path.mkdir()
+        except FileExistsError:
+            # Another put made it first; syncing it is that put's job.
+            if not path.is_dir():
+                raise
+            continue
+        created.append(path)
+    return created
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class _TempFile:
+    """An upload in progress under ``.tmp/``, with its descriptor guarded by a lock."""
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self._path = path
+        self._fd = fd
+        self._lock = threading.Lock()
+
+    @classmethod
+    def create(cls, temp_dir: Path) -> _TempFile:
+        temp_dir.mkdir(parents=True, exist_ok=True)
+        path = temp_dir / f"{secrets.token_hex(16)}{_TEMP_SUFFIX}"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+        return cls(path, os.open(path, flags, 0o644))
+
+    def write(self, data: bytearray) -> None:
+        with self._lock:
+            view = memoryview(data)
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+
+    def commit(self, destination: Path) -> os.stat_result:
+        """Sync, close and move the file to ``destination``; returns its final stat."""
+        with self._lock:
+            os.fsync(self._fd)
+            written = os.fstat(self._fd)
+            os.close(self._fd)
+            self._fd = -1
+            os.replace(self._path, destination)
+            return written
+
+    def discard(self) -> None:
+        with self._lock:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
+            # After a commit that raced a cancellation the file has already moved.
+            self._path.unlink(missing_ok=True)
+
+
+class _FileByteStream:
+    """Reads ``[start, stop)`` of an open file in large chunks, each in a thread."""
+
+    def __init__(self, fd: int, *, start: int, stop: int, chunk: int) -> None:
+        self._fd = fd
+        self._position = start
+        self._stop = stop
+        self._chunk = chunk
+        self._lock = threading.Lock()
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._fd < 0:
+            # Closed early: like an async generator after `aclose`, simply done.
+            raise StopAsyncIteration
+        if self._position >= self._stop:
+            await self.aclose()
+            raise StopAsyncIteration
+        size = min(self._chunk, self._stop - self._position)
+        try:
+            data = await _run(self._read, size, self._position)
+        except BaseException:
+            await self.aclose()
+            raise
+        if not data:
+            # The file shrank under us; it is replaced, never truncated, so this
+            # means someone edited the store by hand.
+            await self.aclose()
+            raise StorageUnavailable("local store: object ended before its recorded size")
+        self._position += len(data)
+        return data
+
+    def _read(self, size: int, offset: int) -> bytes:
+        with self._lock:
+            if self._fd < 0:
+                raise StorageUnavailable("local store: read after close")
+            return os.pread(self._fd, size, offset)
+
+    async def aclose(self) -> None:
+        if self._fd >= 0:
+            await asyncio.shield(asyncio.to_thread(self._close))
+
+    def _close(self) -> None:
+        with self._lock:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
+
+    def __del__(self) -> None:
+        # A stream dropped without aclose (a bug upstream) must not leak its fd;
+        # no read can be in flight, since a reading thread holds a reference.
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
