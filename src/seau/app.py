@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from seau import __version__, problems
 from seau.auth.routes import router as auth_router
@@ -19,8 +21,10 @@ from seau.deps import AppState
 from seau.errors import ServiceUnavailable
 from seau.files.routes import router as files_router
 from seau.files.service import FileService
+from seau.gc import ExtraStep, collect
 from seau.health import router as health_router
 from seau.settings import Settings, load_settings
+from seau.storage import Store
 from seau.storage.factory import open_store
 from seau.storage.s3 import S3Options
 
@@ -39,6 +43,35 @@ def s3_options(settings: Settings) -> S3Options:
         path_style=settings.s3_path_style,
         timeout_seconds=settings.storage_timeout_seconds,
     )
+
+
+def gc_steps(
+    settings: Settings, *, sessions: async_sessionmaker[AsyncSession], store: Store
+) -> list[tuple[str, ExtraStep]]:
+    """Reconciler steps contributed by optional features (e.g. resumable uploads)."""
+    return []
+
+
+async def _periodic_gc(settings: Settings, state: AppState) -> None:
+    grace = timedelta(seconds=settings.gc_grace_seconds)
+    while True:
+        await asyncio.sleep(settings.gc_interval_seconds)
+        try:
+            report = await collect(
+                sessions=state.sessions,
+                store=state.store,
+                grace=grace,
+                extra_steps=gc_steps(settings, sessions=state.sessions, store=state.store),
+            )
+            log.info(
+                "gc removed %d (orphan objects %d, stale pending %d, temporary %d)",
+                report.removed,
+                len(report.orphan_objects),
+                len(report.stale_pending),
+                report.temporary_removed,
+            )
+        except Exception:
+            log.warning("periodic gc failed", exc_info=True)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -71,7 +104,14 @@ def create_app(settings: Settings) -> FastAPI:
                     sessions=sessions, store=store, max_name_length=settings.max_name_length
                 ),
             )
-            yield
+            collector = None
+            if settings.gc_interval_seconds > 0:
+                collector = asyncio.create_task(_periodic_gc(settings, app.state.seau))
+            try:
+                yield
+            finally:
+                if collector is not None:
+                    collector.cancel()
         finally:
             await store.close()
             await engine.dispose()

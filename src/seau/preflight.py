@@ -13,6 +13,7 @@ from seau.auth.service import AuthService
 from seau.auth.tokens import TokenSigner
 from seau.db.engine import create_engine, create_sessionmaker
 from seau.db.migrate import upgrade
+from seau.gc import GcReport, collect
 from seau.settings import Settings
 from seau.storage import ObjectNotFound, StorageError
 from seau.storage.factory import open_store
@@ -81,6 +82,26 @@ async def preflight(settings: Settings) -> None:
         ) from exc
     finally:
         await store.close()
+
+
+async def run_gc(settings: Settings, *, dry_run: bool) -> GcReport:
+    from seau.app import gc_steps, s3_options
+
+    await migrate(settings)
+    engine = create_engine(settings.effective_database_url)
+    store = open_store(settings.effective_storage_url, s3=s3_options(settings))
+    try:
+        sessions = create_sessionmaker(engine)
+        return await collect(
+            sessions=sessions,
+            store=store,
+            grace=timedelta(seconds=settings.gc_grace_seconds),
+            dry_run=dry_run,
+            extra_steps=gc_steps(settings, sessions=sessions, store=store),
+        )
+    finally:
+        await store.close()
+        await engine.dispose()
 
 
 async def with_auth(settings: Settings, work: Callable[[AuthService], Awaitable[T]]) -> T:

@@ -82,6 +82,14 @@ class Settings(BaseSettings):
         "instead of `BUCKET.ENDPOINT`.",
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    gc_grace_seconds: Annotated[int, Field(ge=1)] = Field(
+        default=24 * 3600,
+        description="The reconciler leaves anything younger alone: keep it longer "
+        "than the longest upload the server allows.",
+    )
+    gc_interval_seconds: Annotated[int, Field(ge=0)] = Field(
+        default=0, description="Run the reconciler inside `seau serve` this often; 0 = never."
+    )
 
     # The standard AWS variables, read without the SEAU_ prefix.
     aws_access_key_id: str | None = Field(

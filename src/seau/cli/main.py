@@ -121,6 +121,37 @@ def db_sql(
     sys.stdout.write(offline_sql(dialect))
 
 
+@app.command()
+def gc(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Report what would be removed; remove nothing.")
+    ] = False,
+) -> None:
+    """Remove debris of failed uploads: orphan objects, stale pending rows, temp data."""
+    from seau.preflight import PreflightError, run_gc
+
+    settings = settings_or_exit()
+    try:
+        report = run(run_gc(settings, dry_run=dry_run))
+    except PreflightError as exc:
+        raise fail(str(exc)) from None
+    verb = "would remove" if dry_run else "removed"
+    out.print(f"orphan objects: {len(report.orphan_objects)} found")
+    out.print(f"stale pending files: {len(report.stale_pending)} found")
+    if not dry_run:
+        out.print(f"temporary data: {report.temporary_removed} removed")
+    for name, count in report.extra.items():
+        out.print(f"{name}: {count} {verb}")
+    for error in report.errors:
+        err.print(f"[yellow]warning:[/] {error}", highlight=False)
+    total = len(report.orphan_objects) + len(report.stale_pending) + sum(report.extra.values())
+    if not dry_run:
+        total += report.temporary_removed
+    out.print(f"gc {verb} {total} item(s) (grace {settings.gc_grace_seconds} s)")
+    if report.errors:
+        raise typer.Exit(1)
+
+
 @user_app.command("create")
 def user_create(
     email: Annotated[str, typer.Option(prompt=True)],
