@@ -34,8 +34,15 @@ async def _bytes(data: bytes) -> AsyncIterator[bytes]:
 async def _pending_row(running: Running, owner_id: uuid.UUID, *, with_object: bool) -> UserFile:
     state = running.app.state.seau
     file_id = uuid.uuid4()
-    row = UserFile(id=file_id, owner_id=owner_id, object_key=key_for(file_id), name="p",
-                   content_type="application/octet-stream", size=0, state=FileState.PENDING)
+    row = UserFile(
+        id=file_id,
+        owner_id=owner_id,
+        object_key=key_for(file_id),
+        name="p",
+        content_type="application/octet-stream",
+        size=0,
+        state=FileState.PENDING,
+    )
     async with state.sessions() as session:
         session.add(row)
         await session.commit()
@@ -66,18 +73,21 @@ async def test_gc_removes_orphans_and_stale_pending_but_never_ready_files(
     assert pending.id in await _row_ids(running)
 
     later = utcnow() + GRACE * 2
-    dry = await collect(sessions=state.sessions, store=state.store, grace=GRACE, now=later,
-                        dry_run=True)
+    dry = await collect(
+        sessions=state.sessions, store=state.store, grace=GRACE, now=later, dry_run=True
+    )
     assert orphan_key in dry.orphan_objects
     assert pending.object_key in dry.stale_pending
     assert dry.removed == 0
     assert orphan_key in await stored_keys(running)
 
     # Two instances reconciling at once agree and neither fails.
-    reports = await asyncio.gather(*(
-        collect(sessions=state.sessions, store=state.store, grace=GRACE, now=later)
-        for _ in range(2)
-    ))
+    reports = await asyncio.gather(
+        *(
+            collect(sessions=state.sessions, store=state.store, grace=GRACE, now=later)
+            for _ in range(2)
+        )
+    )
     assert all(not r.errors for r in reports)
     keys = await stored_keys(running)
     assert orphan_key not in keys
@@ -104,16 +114,21 @@ def test_seau_killed_mid_upload_then_gc_leaves_no_debris(tmp_path: Path) -> None
     with seau_server(env, cwd=tmp_path) as server:
         email, password = "gc@example.com", "gc password 1"
         httpx.post(f"{server.url}/api/v1/users", json={"email": email, "password": password})
-        token = httpx.post(f"{server.url}/api/v1/auth/token",
-                           data={"username": email, "password": password}).json()["access_token"]
+        token = httpx.post(
+            f"{server.url}/api/v1/auth/token", data={"username": email, "password": password}
+        ).json()["access_token"]
         started = threading.Event()
         failure: list[BaseException] = []
 
         def send() -> None:
             try:
-                httpx.post(f"{server.url}/api/v1/files", params={"name": "big.bin"},
-                           headers={"Authorization": f"Bearer {token}"},
-                           content=_slow_body(200 * 1024 * 1024, started), timeout=60)
+                httpx.post(
+                    f"{server.url}/api/v1/files",
+                    params={"name": "big.bin"},
+                    headers={"Authorization": f"Bearer {token}"},
+                    content=_slow_body(200 * 1024 * 1024, started),
+                    timeout=60,
+                )
             except httpx.HTTPError as exc:
                 failure.append(exc)
 
@@ -128,12 +143,21 @@ def test_seau_killed_mid_upload_then_gc_leaves_no_debris(tmp_path: Path) -> None
     temp_files = list((data_dir / "objects").rglob("*"))
     assert any(p.is_file() for p in temp_files), "the killed upload left nothing to collect"
     time.sleep(1.5)
-    result = subprocess.run([SEAU, "gc"], cwd=tmp_path, capture_output=True, text=True,
-                            env=server_env({**env, "SEAU_GC_GRACE_SECONDS": "1"}), timeout=60,
-                            check=False)
+    result = subprocess.run(
+        [SEAU, "gc"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=server_env({**env, "SEAU_GC_GRACE_SECONDS": "1"}),
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     assert "stale pending files: 1 found" in result.stdout
     assert [p for p in (data_dir / "objects").rglob("*") if p.is_file()] == []
     import sqlite3
-    rows = sqlite3.connect(data_dir / "seau.db").execute("SELECT count(*) FROM user_file").fetchone()
+
+    rows = (
+        sqlite3.connect(data_dir / "seau.db").execute("SELECT count(*) FROM user_file").fetchone()
+    )
     assert rows == (0,)

@@ -9,20 +9,22 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from seau import __version__, problems
 from seau.auth.routes import router as auth_router
 from seau.auth.service import AuthService
+from seau.auth.throttle import SignInGuard
 from seau.auth.tokens import TokenSigner
 from seau.db.engine import create_engine, create_sessionmaker
 from seau.db.migrate import upgrade
 from seau.deps import AppState
-from seau.errors import ServiceUnavailable
 from seau.files.routes import router as files_router
 from seau.files.service import FileService
 from seau.gc import ExtraStep, collect
 from seau.health import router as health_router
+from seau.observability import Metrics, ObservabilityMiddleware
 from seau.settings import Settings, load_settings
 from seau.storage import Store
 from seau.storage.factory import open_store
@@ -63,6 +65,10 @@ async def _periodic_gc(settings: Settings, state: AppState) -> None:
                 grace=grace,
                 extra_steps=gc_steps(settings, sessions=state.sessions, store=state.store),
             )
+            state.metrics.gc_runs.labels("ok").inc()
+            state.metrics.gc_removed.labels("orphan_object").inc(len(report.orphan_objects))
+            state.metrics.gc_removed.labels("stale_pending").inc(len(report.stale_pending))
+            state.metrics.gc_removed.labels("temporary").inc(report.temporary_removed)
             log.info(
                 "gc removed %d (orphan objects %d, stale pending %d, temporary %d)",
                 report.removed,
@@ -71,6 +77,7 @@ async def _periodic_gc(settings: Settings, state: AppState) -> None:
                 report.temporary_removed,
             )
         except Exception:
+            state.metrics.gc_runs.labels("failed").inc()
             log.warning("periodic gc failed", exc_info=True)
 
 
@@ -78,14 +85,16 @@ def create_app(settings: Settings) -> FastAPI:
     # The multipart parser logs a warning per malformed body: hostile clients
     # could flood the log with them. Our own error responses say enough.
     logging.getLogger("python_multipart").setLevel(logging.ERROR)
-    ServiceUnavailable.retry_after = settings.retry_after_seconds
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.database_url is None or settings.storage_url is None:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
         engine = create_engine(settings.effective_database_url)
-        store = open_store(settings.effective_storage_url, s3=s3_options(settings))
+        store = open_store(
+            settings.effective_storage_url, s3=s3_options(settings), data_dir=settings.data_dir
+        )
         try:
             if settings.auto_migrate:
                 await upgrade(engine)
@@ -103,6 +112,8 @@ def create_app(settings: Settings) -> FastAPI:
                 files=FileService(
                     sessions=sessions, store=store, max_name_length=settings.max_name_length
                 ),
+                sign_in=SignInGuard(),
+                metrics=metrics,
             )
             collector = None
             if settings.gc_interval_seconds > 0:
@@ -123,6 +134,16 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     problems.install(app)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "Range", "If-None-Match", "If-Range"],
+            expose_headers=["Content-Disposition", "Content-Range", "ETag", "X-Request-ID"],
+        )
+    # Outermost, so that even errors rendered by inner layers carry the request id.
+    app.add_middleware(ObservabilityMiddleware, metrics=metrics)
     app.include_router(auth_router)
     app.include_router(files_router)
     app.include_router(health_router)

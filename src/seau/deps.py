@@ -10,9 +10,11 @@ from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from seau.auth.service import AuthService
+from seau.auth.throttle import SignInGuard
 from seau.db.models import User
 from seau.errors import NotAuthenticated
 from seau.files.service import FileService
+from seau.observability import Metrics
 from seau.settings import Settings
 from seau.storage import Store
 
@@ -25,6 +27,8 @@ class AppState:
     store: Store
     auth: AuthService
     files: FileService
+    sign_in: SignInGuard
+    metrics: Metrics
 
 
 def get_state(request: Request) -> AppState:

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
+from fastapi.responses import PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from sqlalchemy import text
 
 from seau.deps import StateDep
-from seau.errors import DatabaseUnavailable, StorageUnavailableError
+from seau.errors import DatabaseUnavailable, NotFound, StorageUnavailableError
 from seau.problems import problem_responses
-from seau.storage import ObjectNotFound
+from seau.storage import probe
 
 router = APIRouter(tags=["health"])
 
 _PROBE_TIMEOUT = 5.0
-_PROBE_KEY = "health/probe"
 
 
 class Health(BaseModel):
@@ -48,9 +49,19 @@ async def readyz(state: StateDep) -> Readiness:
         raise DatabaseUnavailable("the database does not answer") from exc
     try:
         async with asyncio.timeout(_PROBE_TIMEOUT):
-            await state.store.head(_PROBE_KEY)
-    except ObjectNotFound:
-        pass  # the store answered; that is all readiness asks
+            await probe(state.store)
     except Exception as exc:
         raise StorageUnavailableError("the object store does not answer") from exc
     return Readiness(status="ok", database="ok", storage="ok")
+
+
+@router.get(
+    "/metrics",
+    response_class=PlainTextResponse,
+    summary="Prometheus metrics",
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
+)
+async def metrics(state: StateDep) -> Response:
+    if not state.settings.metrics_enabled:
+        raise NotFound()
+    return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -15,7 +15,7 @@ from seau.db.engine import create_engine, create_sessionmaker
 from seau.db.migrate import upgrade
 from seau.gc import GcReport, collect
 from seau.settings import Settings
-from seau.storage import ObjectNotFound, StorageError
+from seau.storage import StorageError, probe
 from seau.storage.factory import open_store
 
 T = TypeVar("T")
@@ -68,14 +68,14 @@ async def preflight(settings: Settings) -> None:
     finally:
         await engine.dispose()
     try:
-        store = open_store(settings.effective_storage_url, s3=s3_options(settings))
+        store = open_store(
+            settings.effective_storage_url, s3=s3_options(settings), data_dir=settings.data_dir
+        )
     except ValueError as exc:
         raise PreflightError(f"invalid SEAU_STORAGE_URL: {exc}") from exc
     try:
         async with asyncio.timeout(30):
-            await store.head("health/probe")
-    except ObjectNotFound:
-        pass
+            await probe(store)
     except (StorageError, TimeoutError) as exc:
         raise PreflightError(
             f"cannot reach the object store at {settings.effective_storage_url}: {_first_line(exc)}"
@@ -89,7 +89,9 @@ async def run_gc(settings: Settings, *, dry_run: bool) -> GcReport:
 
     await migrate(settings)
     engine = create_engine(settings.effective_database_url)
-    store = open_store(settings.effective_storage_url, s3=s3_options(settings))
+    store = open_store(
+        settings.effective_storage_url, s3=s3_options(settings), data_dir=settings.data_dir
+    )
     try:
         sessions = create_sessionmaker(engine)
         return await collect(

@@ -11,7 +11,13 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
-from seau.errors import MethodNotAllowed, NotFound, SeauError, ValidationFailed
+from seau.errors import (
+    MethodNotAllowed,
+    NotFound,
+    SeauError,
+    ServiceUnavailable,
+    ValidationFailed,
+)
 
 log = logging.getLogger("seau")
 
@@ -27,6 +33,9 @@ class Problem(BaseModel):
     instance: str | None = None
     errors: list[dict[str, Any]] | None = Field(
         default=None, description="Per-field validation errors, for `validation_error`."
+    )
+    request_id: str | None = Field(
+        default=None, description="Also in the `X-Request-ID` header and the server's log."
     )
 
 
@@ -48,6 +57,7 @@ def problem_response(
         detail=detail,
         instance=request.url.path if request is not None else None,
         errors=errors,
+        request_id=getattr(request.state, "request_id", None) if request is not None else None,
     )
     return JSONResponse(
         body.model_dump(exclude_none=True),
@@ -70,6 +80,10 @@ def _render(request: Request, error: SeauError) -> Response:
 
 async def _seau_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, SeauError)
+    if isinstance(exc, ServiceUnavailable):
+        state = getattr(request.app.state, "seau", None)
+        if state is not None:
+            exc.headers["Retry-After"] = str(state.settings.retry_after_seconds)
     return _render(request, exc)
 
 

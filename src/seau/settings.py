@@ -82,6 +82,15 @@ class Settings(BaseSettings):
         "instead of `BUCKET.ENDPOINT`.",
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description='Origins allowed by CORS, as JSON: `["https://app.example.com"]`. '
+        "Empty (the default) sends no CORS headers.",
+    )
+    shutdown_timeout_seconds: Annotated[int, Field(ge=1)] = Field(
+        default=30, description="On SIGTERM, how long in-flight requests may take to finish."
+    )
+    metrics_enabled: bool = Field(default=True, description="Serve Prometheus metrics at /metrics.")
     gc_grace_seconds: Annotated[int, Field(ge=1)] = Field(
         default=24 * 3600,
         description="The reconciler leaves anything younger alone: keep it longer "

@@ -67,3 +67,24 @@ async def test_readiness_reports_the_unreachable_store(
     response = await dead_store_client.get("/readyz")
     assert_problem(response, 503, "storage_unavailable")
     assert (await dead_store_client.get("/healthz")).status_code == 200
+
+
+async def test_readiness_reports_a_missing_bucket(s3_server: object, tmp_path: Path) -> None:
+    settings = Settings(
+        data_dir=tmp_path,
+        storage_url="s3://no-such-bucket-here",
+        secret_key=TEST_SECRET,
+        aws_endpoint_url=s3_server.endpoint_url,  # type: ignore[attr-defined]
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        aws_region="us-east-1",
+        s3_path_style=True,
+    )
+    app = create_app(settings)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://seau.test"
+        ) as client,
+    ):
+        assert_problem(await client.get("/readyz"), 503, "storage_unavailable")

@@ -23,6 +23,13 @@ async def failing_source(error: BaseException, *, before: int) -> AsyncIterator[
     raise error
 
 
+async def test_every_backend_satisfies_the_protocol(store: Store) -> None:
+    assert isinstance(store, Store)
+    await store.put("k", chunks(b"x"))
+    assert isinstance(await store.get("k"), ByteStream)
+    assert isinstance(await store.get("k", start=1), ByteStream)
+
+
 async def test_put_from_many_small_chunks_reads_back_whole(store: Store) -> None:
     data = pattern(3 * MiB + 12_345)
     parts = [data[i : i + 1000] for i in range(0, len(data), 1000)]

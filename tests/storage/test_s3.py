@@ -141,6 +141,11 @@ async def test_a_missing_bucket_is_unavailable_not_a_missing_object(
         await store.get("k")
     with pytest.raises(StorageUnavailable):
         await anext(aiter(store.list()))
+    with pytest.raises(StorageUnavailable):
+        await store.delete("k")
+    # A HEAD response has no body to tell the two apart: probe readiness with `list`.
+    with pytest.raises(ObjectNotFound):
+        await store.head("k")
 
 
 async def test_the_prefix_namespaces_keys_within_the_bucket(s3_server: MotoServer) -> None:

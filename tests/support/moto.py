@@ -76,10 +76,11 @@ class MotoServer:
                 time.sleep(0.1)
                 continue
             return
+        tail = self._log_tail()
         self.stop()
         raise MotoUnavailable(
             f"moto_server did not answer on {self.endpoint_url} within {timeout:.0f}s; "
-            f"log tail: {self._log_tail()!r}"
+            f"log tail: {tail!r}"
         )
 
     def stop(self) -> None:
@@ -94,6 +95,7 @@ class MotoServer:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=5)
+        self._log.unlink(missing_ok=True)
 
     def restart(self) -> None:
         """Stop and start on the same port. Every bucket is gone afterwards."""

@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form
+from fastapi import APIRouter, Form, Request, Response
 
 from seau.auth.schemas import Token, UserCreate, UserRead
-from seau.deps import AuthDep, CurrentUser, SettingsDep
+from seau.auth.throttle import TooManyAttempts
+from seau.deps import AuthDep, CurrentUser, SettingsDep, StateDep
 from seau.errors import (
     EmailTaken,
     InvalidCredentials,
@@ -36,17 +37,39 @@ async def sign_up(body: UserCreate, auth: AuthDep, settings: SettingsDep) -> Use
 @router.post(
     "/auth/token",
     response_model=Token,
-    responses=problem_responses(InvalidCredentials, ValidationFailed),
+    responses=problem_responses(InvalidCredentials, TooManyAttempts, ValidationFailed),
     summary="Get an access token (OAuth2 password flow)",
+    description="Repeated failures for one account or from one address are answered 429 "
+    "with a `Retry-After` that doubles with each further failure.",
 )
 async def issue_token(
+    request: Request,
     username: Annotated[str, Form(max_length=320, description="The account's email.")],
     password: Annotated[str, Form(max_length=1024)],
-    auth: AuthDep,
-    settings: SettingsDep,
+    state: StateDep,
 ) -> Token:
-    token = await auth.issue_token(email=username, password=password)
-    return Token(access_token=token, expires_in=settings.token_ttl_seconds)
+    account = username.strip().lower()
+    address = request.client.host if request.client else "unknown"
+    state.sign_in.check(account=account, address=address)
+    try:
+        token = await state.auth.issue_token(email=username, password=password)
+    except InvalidCredentials:
+        state.sign_in.failed(account=account, address=address)
+        raise
+    state.sign_in.succeeded(account=account)
+    return Token(access_token=token, expires_in=state.settings.token_ttl_seconds)
+
+
+@router.post(
+    "/auth/logout",
+    status_code=204,
+    responses=problem_responses(NotAuthenticated, InvalidToken),
+    summary="Log out everywhere",
+    description="Revokes every token issued to the current user so far.",
+)
+async def logout(user: CurrentUser, auth: AuthDep) -> Response:
+    await auth.revoke_tokens(user.id)
+    return Response(status_code=204)
 
 
 @router.get(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 from collections.abc import Awaitable
 from typing import Annotated, Literal, TypeVar
@@ -77,6 +78,7 @@ def serve(
     """Run the HTTP server (configuration from SEAU_* variables)."""
     import uvicorn
 
+    from seau.observability import logging_config
     from seau.preflight import PreflightError, preflight
 
     settings = settings_or_exit()
@@ -84,6 +86,10 @@ def serve(
         run(preflight(settings))
     except PreflightError as exc:
         raise fail(str(exc)) from None
+    # uvicorn handles SIGTERM/SIGINT itself (stop accepting, finish in-flight
+    # requests), then re-raises the signal to the handler that was there before
+    # it. A no-op one makes a completed graceful shutdown exit with status 0.
+    signal.signal(signal.SIGTERM, lambda *_: None)
     uvicorn.run(
         "seau.app:app_from_env",
         factory=True,
@@ -91,8 +97,11 @@ def serve(
         port=port,
         workers=workers,
         log_level=settings.log_level,
+        log_config=logging_config(settings.log_level),
         proxy_headers=False,
         server_header=False,
+        # On SIGTERM uvicorn stops accepting, then lets in-flight requests finish.
+        timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
     )
 
 

@@ -4,7 +4,7 @@ from seau.storage.errors import InvalidKey, ObjectNotFound, StorageError, Storag
 from seau.storage.factory import open_store
 from seau.storage.local import LocalFileStore
 from seau.storage.memory import MemoryObjectStore
-from seau.storage.protocol import ByteStream, ObjectInfo, Store
+from seau.storage.protocol import ByteStream, ObjectInfo, Store, probe
 from seau.storage.s3 import ObstoreS3Store, S3Options
 
 __all__ = [
@@ -20,4 +20,5 @@ __all__ = [
     "StorageUnavailable",
     "Store",
     "open_store",
+    "probe",
 ]

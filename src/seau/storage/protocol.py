@@ -69,3 +69,10 @@ class Store(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+async def probe(store: Store) -> None:
+    """Raise unless the store answers. A listing, not a HEAD: on S3 a HEAD of a
+    missing key and a HEAD in a missing bucket both answer a bare 404."""
+    async for _ in store.list("health/"):
+        break
