@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from obstore.exceptions import BaseError
@@ -85,6 +85,18 @@ class ObstoreS3Store(ObstoreStore):
     @property
     def options(self) -> S3Options:
         return self._options
+
+    async def sweep_temp_files(self, *, older_than: timedelta) -> int:
+        """Abort multipart uploads that were never completed (a crash mid-put).
+
+        Only uploads started more than ``older_than`` ago go, so puts in
+        progress survive.
+        """
+        from seau.storage.s3_client import abort_stale_multipart_uploads
+
+        return await abort_stale_multipart_uploads(
+            self._options, initiated_before=datetime.now(UTC) - older_than
+        )
 
 
 # A few quick retries ride out a server restart or a dropped connection; the
