@@ -250,13 +250,15 @@ class FileService:
 
     @staticmethod
     async def _mark_ready(session: AsyncSession, row: UserFile) -> None:
+        now = utcnow()
         await session.execute(
             update(UserFile)
             .where(UserFile.id == row.id)
-            .values(size=row.size, sha256=row.sha256, state=FileState.READY, updated_at=utcnow())
+            .values(size=row.size, sha256=row.sha256, state=FileState.READY, updated_at=now)
         )
         await session.commit()
         row.state = FileState.READY
+        row.updated_at = now
 
     async def _db(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
         try:
