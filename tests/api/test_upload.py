@@ -248,3 +248,21 @@ async def test_multipart_without_a_usable_boundary_is_400(
         "/api/v1/files", content=b"--b\r\n\r\n", headers={**auth, "Content-Type": content_type}
     )
     assert_problem(response, 400, "malformed_multipart")
+
+
+async def test_an_empty_file_input_part_is_ignored(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    body = (
+        b'--B\r\nContent-Disposition: form-data; name="file"; filename=""\r\n'
+        b"Content-Type: application/octet-stream\r\n\r\n\r\n"
+        b'--B\r\nContent-Disposition: form-data; name="file"; filename="real.txt"\r\n\r\n'
+        b"real\r\n--B--\r\n"
+    )
+    response = await client.post(
+        "/api/v1/files",
+        content=body,
+        headers={**auth, "Content-Type": "multipart/form-data; boundary=B"},
+    )
+    assert response.status_code == 201, response.text
+    assert [f["name"] for f in response.json()["files"]] == ["real.txt"]

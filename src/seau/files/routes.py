@@ -169,8 +169,9 @@ async def _upload_multipart(
     created: list[UserFile] = []
     try:
         while (part := await reader.next_part()) is not None:
-            if part.name != "file" or part.filename is None:
-                # Other form fields are allowed and ignored, within a small size.
+            if part.name != "file" or not part.filename:
+                # Other form fields are allowed and ignored, within a small size; so
+                # is the empty `filename=""` part a browser sends for an empty input.
                 await part.read_all(limit=64 * 1024)
                 continue
             if len(created) >= settings.max_files_per_request:
