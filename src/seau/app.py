@@ -29,6 +29,7 @@ from seau.settings import Settings, load_settings
 from seau.storage import Store
 from seau.storage.factory import open_store
 from seau.storage.s3 import S3Options
+from seau.web.routes import router as web_router
 
 log = logging.getLogger("seau")
 
@@ -147,6 +148,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(auth_router)
     app.include_router(files_router)
     app.include_router(health_router)
+    app.include_router(web_router)
     return app
 
 

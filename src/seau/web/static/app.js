@@ -1,0 +1,923 @@
+// seau's web page: a client of the JSON API under /api/v1, like any other client.
+//
+// Plain modern JavaScript, no framework and no build step. The DOM is only ever built
+// with createElement and textContent: file names come from uploaders, and the page's
+// CSP (Trusted Types with no policy) refuses every HTML-string sink anyway.
+
+const API = "/api/v1";
+const SESSION_KEY = "seau.session";
+const PARALLEL_UPLOADS = 3;
+const SEARCH_DELAY_MS = 250;
+const EXPIRED_MESSAGE = "Your session has expired. Please sign in again.";
+const NETWORK_MESSAGE = "Network error: the server could not be reached.";
+
+const $ = (id) => document.getElementById(id);
+
+function el(tag, { className, text, attrs } = {}, ...children) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  for (const [name, value] of Object.entries(attrs ?? {})) node.setAttribute(name, value);
+  node.append(...children);
+  return node;
+}
+
+// ---------------------------------------------------------------- formatting
+
+const sizeUnits = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+
+function formatSize(bytes) {
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < sizeUnits.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  const digits = unit === 0 || value >= 10 ? 0 : 1;
+  const number = new Intl.NumberFormat(undefined, { maximumFractionDigits: digits }).format(value);
+  return `${number} ${sizeUnits[unit]}`;
+}
+
+const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+
+function formatDate(iso) {
+  const date = new Date(iso);
+  return Number.isNaN(date.getTime()) ? iso : dateFormat.format(date);
+}
+
+function plural(count, word) {
+  return `${count} ${word}${count === 1 ? "" : "s"}`;
+}
+
+let announceTimer = 0;
+
+// One polite live region for confirmations; errors use role="alert" where they appear.
+function announce(text) {
+  const announcer = $("announcer");
+  announcer.textContent = "";
+  clearTimeout(announceTimer);
+  // A short gap makes screen readers repeat a message identical to the last one.
+  announceTimer = setTimeout(() => {
+    announcer.textContent = text;
+  }, 60);
+}
+
+// ---------------------------------------------------------------- the API
+
+class ApiError extends Error {
+  constructor({ status, code, title, detail, errors }) {
+    super(detail || title || `HTTP ${status}`);
+    this.status = status;
+    this.code = code ?? `http_${status}`;
+    this.title = title ?? "";
+    this.detail = detail ?? "";
+    this.errors = Array.isArray(errors) ? errors : [];
+  }
+}
+
+class SessionExpired extends Error {}
+
+function networkError() {
+  return new ApiError({ status: 0, code: "network_error", detail: NETWORK_MESSAGE });
+}
+
+function problemFrom(status, text) {
+  try {
+    const body = JSON.parse(text);
+    if (body && typeof body === "object") return new ApiError({ ...body, status });
+  } catch {
+    // Not problem+json: a proxy's error page, say. Fall through to a generic message.
+  }
+  return new ApiError({ status, detail: `The server answered ${status}.` });
+}
+
+// What to show a person: the problem's title and detail, with byte counts made readable.
+function describe(error) {
+  if (!(error instanceof ApiError)) return String(error?.message ?? error);
+  if (error.code === "network_error") return error.detail;
+  const detail = error.detail.replace(/\b(\d{4,}) bytes\b/g, (_, n) => formatSize(Number(n)));
+  if (!error.title || detail.toLowerCase() === error.title.toLowerCase()) return detail || error.title;
+  if (!detail) return error.title;
+  return `${error.title}: ${detail}`;
+}
+
+async function api(path, { method = "GET", json, form, auth = true } = {}) {
+  const headers = { Accept: "application/json" };
+  let body;
+  if (json !== undefined) {
+    headers["Content-Type"] = "application/json";
+    body = JSON.stringify(json);
+  } else if (form !== undefined) {
+    body = new URLSearchParams(form);
+  }
+  if (auth) {
+    if (!current) throw new SessionExpired();
+    headers.Authorization = `Bearer ${current.token}`;
+  }
+  let response;
+  try {
+    response = await fetch(`${API}${path}`, { method, headers, body, cache: "no-store" });
+  } catch {
+    throw networkError();
+  }
+  if (response.ok) return response;
+  const error = problemFrom(response.status, await response.text().catch(() => ""));
+  if (auth && response.status === 401) {
+    expireSession();
+    throw new SessionExpired();
+  }
+  throw error;
+}
+
+// The one upload transport. Everything about how bytes reach the server lives here, so
+// that a resumable protocol (tus) can take over large files without touching the UI.
+// Raw body with ?name=: one file per request (one progress bar each), and the server
+// refuses an oversized file from its Content-Length before any byte is stored.
+function sendFile(file, { token, onProgress }) {
+  const xhr = new XMLHttpRequest();
+  const promise = new Promise((resolve, reject) => {
+    xhr.open("POST", `${API}/files?name=${encodeURIComponent(file.name)}`);
+    xhr.setRequestHeader("Authorization", `Bearer ${token}`);
+    xhr.setRequestHeader("Accept", "application/json");
+    // The server would parse a multipart/* body as a form: such files go as plain bytes.
+    const type = file.type && !/^multipart\//i.test(file.type) ? file.type : "application/octet-stream";
+    xhr.setRequestHeader("Content-Type", type);
+    xhr.upload.addEventListener("progress", (event) => {
+      if (event.lengthComputable) onProgress(event.loaded, event.total);
+    });
+    xhr.addEventListener("load", () => {
+      if (xhr.status === 201) {
+        try {
+          resolve(JSON.parse(xhr.responseText));
+        } catch {
+          reject(new ApiError({ status: xhr.status, detail: "The server's answer was unreadable." }));
+        }
+      } else {
+        reject(problemFrom(xhr.status, xhr.responseText));
+      }
+    });
+    xhr.addEventListener("error", () => reject(networkError()));
+    xhr.addEventListener("abort", () => reject(new DOMException("Upload cancelled", "AbortError")));
+    xhr.send(file);
+  });
+  return { promise, abort: () => xhr.abort() };
+}
+
+// ---------------------------------------------------------------- session
+
+let current = null; // { token, email, expiresAt }
+
+function loadSession() {
+  try {
+    const saved = JSON.parse(sessionStorage.getItem(SESSION_KEY) ?? "null");
+    if (saved && typeof saved.token === "string") return saved;
+  } catch {
+    // A damaged entry is as good as none.
+  }
+  return null;
+}
+
+async function signIn(email, password) {
+  const response = await api("/auth/token", {
+    method: "POST",
+    form: { username: email, password },
+    auth: false,
+  });
+  const token = await response.json();
+  current = {
+    token: token.access_token,
+    email,
+    expiresAt: Date.now() + token.expires_in * 1000,
+  };
+  sessionStorage.setItem(SESSION_KEY, JSON.stringify(current));
+}
+
+function endSession() {
+  current = null;
+  sessionStorage.removeItem(SESSION_KEY);
+  resetFilesView();
+}
+
+function expireSession() {
+  if (!current) return;
+  const email = current.email;
+  endSession();
+  showAuth({ mode: "signin", notice: EXPIRED_MESSAGE, email });
+}
+
+// ---------------------------------------------------------------- sign in / sign up
+
+const forms = {
+  signin: { form: "signin-form", title: "Sign in" },
+  signup: { form: "signup-form", title: "Create an account" },
+};
+
+function showAuth({ mode = "signin", notice = "", email = "" } = {}) {
+  $("files-view").hidden = true;
+  $("account").hidden = true;
+  $("auth-view").hidden = false;
+  const noticeEl = $("auth-notice");
+  noticeEl.textContent = notice;
+  noticeEl.hidden = !notice;
+  switchAuthMode(mode, { focus: false });
+  if (email) $(`${mode}-email`).value = email;
+  const field = $(`${mode}-email`).value ? $(`${mode}-password`) : $(`${mode}-email`);
+  field.focus();
+}
+
+function switchAuthMode(mode, { focus = true } = {}) {
+  for (const [name, { form }] of Object.entries(forms)) {
+    $(form).hidden = name !== mode;
+    clearFormErrors($(form));
+  }
+  $("auth-title").textContent = forms[mode].title;
+  document.title = `${forms[mode].title} · seau`;
+  if (focus) {
+    $("auth-notice").hidden = true;
+    $(`${mode}-email`).focus();
+  }
+}
+
+function clearFormErrors(form) {
+  for (const input of form.querySelectorAll("input")) input.removeAttribute("aria-invalid");
+  for (const message of form.querySelectorAll(".field-error, .form-error")) message.textContent = "";
+}
+
+function fieldError(prefix, field, message) {
+  const input = $(`${prefix}-${field}`);
+  input.setAttribute("aria-invalid", "true");
+  $(`${prefix}-${field}-error`).textContent = message;
+  return input;
+}
+
+// Client-side checks mirror the server's, so most mistakes are caught without a round trip.
+function checkCredentials(prefix, email, password, { newPassword }) {
+  const invalid = [];
+  if (!/^[^@\s]+@[^@\s]+$/.test(email)) {
+    invalid.push(fieldError(prefix, "email", "Enter an email address, like ada@example.com."));
+  }
+  if (!password) invalid.push(fieldError(prefix, "password", "Enter your password."));
+  else if (newPassword && password.length < 8) {
+    invalid.push(fieldError(prefix, "password", "Use at least 8 characters."));
+  }
+  return invalid;
+}
+
+// Puts the server's answer next to the field it concerns, else under the form.
+function showAuthError(prefix, error) {
+  if (error instanceof ApiError && error.code === "validation_error") {
+    const fields = [];
+    for (const item of error.errors) {
+      const field = item.loc?.at(-1);
+      if (field === "email" || field === "password" || field === "username") {
+        const name = field === "username" ? "email" : field;
+        fields.push(fieldError(prefix, name, item.msg || "Invalid value."));
+      }
+    }
+    if (fields.length) {
+      fields[0].focus();
+      return;
+    }
+  }
+  if (error instanceof ApiError && error.code === "email_taken") {
+    fieldError(prefix, "email", describe(error)).focus();
+    return;
+  }
+  $(`${prefix}-error`).textContent = describe(error);
+}
+
+async function submitAuth(event, mode) {
+  event.preventDefault();
+  const form = event.currentTarget;
+  if (form.getAttribute("aria-busy") === "true") return;
+  clearFormErrors(form);
+  $("auth-notice").hidden = true;
+  const email = $(`${mode}-email`).value.trim();
+  const password = $(`${mode}-password`).value;
+  const invalid = checkCredentials(mode, email, password, { newPassword: mode === "signup" });
+  if (invalid.length) {
+    invalid[0].focus();
+    return;
+  }
+  form.setAttribute("aria-busy", "true");
+  form.querySelector("button[type=submit]").disabled = true;
+  try {
+    if (mode === "signup") {
+      await api("/users", { method: "POST", json: { email, password }, auth: false });
+    }
+    await signIn(email, password);
+    form.reset();
+    showFiles();
+    announce(mode === "signup" ? `Account created. Signed in as ${email}.` : `Signed in as ${email}.`);
+  } catch (error) {
+    showAuthError(mode, error);
+  } finally {
+    form.removeAttribute("aria-busy");
+    form.querySelector("button[type=submit]").disabled = false;
+  }
+}
+
+// ---------------------------------------------------------------- uploads
+
+const uploads = [];
+let uploadCounter = 0;
+
+function addFiles(files) {
+  const added = Array.from(files, (file) => {
+    uploadCounter += 1;
+    const upload = { id: uploadCounter, file, state: "queued", loaded: 0, error: "", transfer: null };
+    upload.row = uploadRow(upload);
+    uploads.push(upload);
+    $("uploads").append(upload.row.item);
+    renderUpload(upload);
+    return upload;
+  });
+  if (!added.length) return;
+  $("uploads-head").hidden = false;
+  announce(`Uploading ${plural(added.length, "file")}.`);
+  pumpUploads();
+}
+
+function uploadRow(upload) {
+  const nameId = `upload-${upload.id}-name`;
+  const name = el("span", { className: "upload-name filename", text: upload.file.name, attrs: { id: nameId } });
+  const status = el("span", { className: "upload-status" });
+  const progress = el("progress", { attrs: { max: "100", value: "0", "aria-labelledby": nameId } });
+  const error = el("p", { className: "upload-error", attrs: { role: "alert" } });
+  const actions = el("div", { className: "upload-actions" });
+  const item = el(
+    "li",
+    { className: "upload", attrs: { "data-upload": String(upload.id) } },
+    el("div", { className: "upload-line" }, name, status),
+    progress,
+    error,
+  );
+  item.append(actions);
+  return { item, status, progress, error, actions };
+}
+
+function uploadButton(label, accessibleName, onClick) {
+  const button = el("button", {
+    className: "button button-quiet button-small",
+    text: label,
+    attrs: { type: "button", "aria-label": accessibleName },
+  });
+  button.addEventListener("click", onClick);
+  return button;
+}
+
+function renderUpload(upload) {
+  const { item, status, progress, error, actions } = upload.row;
+  const { file } = upload;
+  item.dataset.state = upload.state;
+  const percent = upload.state === "done" ? 100 : file.size ? Math.floor((upload.loaded / file.size) * 100) : 0;
+  progress.value = percent;
+  const size = formatSize(file.size);
+  status.textContent = {
+    queued: `${size} · waiting`,
+    uploading: `${formatSize(upload.loaded)} of ${size} · ${percent} %`,
+    done: `${size} · uploaded`,
+    failed: `${size} · failed`,
+    cancelled: `${size} · cancelled`,
+  }[upload.state];
+  error.textContent = upload.error;
+  // Progress events come many times a second: rebuild the buttons only on a change of
+  // state, or a focused Cancel button would be replaced (and re-announced) each time.
+  if (upload.renderedState === upload.state) return;
+  upload.renderedState = upload.state;
+  const hadFocus = actions.contains(document.activeElement);
+  const buttons = [];
+  if (upload.state === "queued" || upload.state === "uploading") {
+    buttons.push(uploadButton("Cancel", `Cancel upload of ${file.name}`, () => cancelUpload(upload)));
+  } else {
+    if (upload.state === "failed" && upload.retryable) {
+      buttons.push(uploadButton("Retry", `Retry upload of ${file.name}`, () => retryUpload(upload)));
+    }
+    buttons.push(uploadButton("Remove", `Remove ${file.name} from this list`, () => removeUpload(upload)));
+  }
+  actions.replaceChildren(...buttons);
+  if (hadFocus) buttons[0].focus();
+}
+
+function pumpUploads() {
+  let active = uploads.filter((u) => u.state === "uploading").length;
+  for (const upload of uploads) {
+    if (active >= PARALLEL_UPLOADS) break;
+    if (upload.state === "queued") {
+      active += 1;
+      startUpload(upload);
+    }
+  }
+}
+
+async function startUpload(upload) {
+  if (!current) return;
+  upload.state = "uploading";
+  upload.loaded = 0;
+  upload.error = "";
+  renderUpload(upload);
+  upload.transfer = sendFile(upload.file, {
+    token: current.token,
+    onProgress: (loaded) => {
+      upload.loaded = Math.min(loaded, upload.file.size);
+      renderUpload(upload);
+    },
+  });
+  try {
+    await upload.transfer.promise;
+    upload.state = "done";
+    announce(`${upload.file.name} uploaded.`);
+    refreshList();
+  } catch (error) {
+    if (error?.name === "AbortError") {
+      upload.state = "cancelled";
+    } else if (error instanceof ApiError && error.status === 401) {
+      expireSession();
+      return;
+    } else {
+      upload.state = "failed";
+      upload.error = describe(error);
+      upload.retryable = error instanceof ApiError && (error.status === 0 || error.status >= 500);
+    }
+  } finally {
+    upload.transfer = null;
+  }
+  renderUpload(upload);
+  pumpUploads();
+}
+
+function cancelUpload(upload) {
+  if (upload.transfer) upload.transfer.abort();
+  else {
+    upload.state = "cancelled";
+    renderUpload(upload);
+  }
+}
+
+function retryUpload(upload) {
+  upload.state = "queued";
+  upload.error = "";
+  upload.loaded = 0;
+  renderUpload(upload);
+  pumpUploads();
+}
+
+function removeUpload(upload) {
+  const index = uploads.indexOf(upload);
+  const next = uploads[index + 1] ?? uploads[index - 1];
+  uploads.splice(index, 1);
+  upload.row.item.remove();
+  if (next) next.row.actions.querySelector("button")?.focus();
+  else {
+    $("uploads-head").hidden = true;
+    $("dropzone").focus();
+  }
+}
+
+function clearFinishedUploads() {
+  for (const upload of [...uploads]) {
+    if (upload.state !== "queued" && upload.state !== "uploading") {
+      uploads.splice(uploads.indexOf(upload), 1);
+      upload.row.item.remove();
+    }
+  }
+  if (!uploads.length) $("uploads-head").hidden = true;
+  $("dropzone").focus();
+}
+
+function abortAllUploads() {
+  for (const upload of uploads) upload.transfer?.abort();
+  uploads.length = 0;
+  $("uploads").replaceChildren();
+  $("uploads-head").hidden = true;
+}
+
+function setupDropzone() {
+  const zone = $("dropzone");
+  const input = $("file-input");
+  const openPicker = () => input.click();
+  zone.addEventListener("click", openPicker);
+  zone.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" || event.key === " ") {
+      event.preventDefault();
+      openPicker();
+    }
+  });
+  input.addEventListener("change", () => {
+    addFiles(input.files);
+    input.value = "";
+  });
+  zone.addEventListener("dragenter", (event) => {
+    event.preventDefault();
+    zone.classList.add("is-dragover");
+  });
+  zone.addEventListener("dragover", (event) => {
+    event.preventDefault();
+    event.dataTransfer.dropEffect = "copy";
+    zone.classList.add("is-dragover");
+  });
+  zone.addEventListener("dragleave", (event) => {
+    if (!zone.contains(event.relatedTarget)) zone.classList.remove("is-dragover");
+  });
+  zone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    zone.classList.remove("is-dragover");
+    const items = Array.from(event.dataTransfer.items ?? []);
+    const folders = items.filter((item) => item.webkitGetAsEntry?.()?.isDirectory).length;
+    const files = Array.from(event.dataTransfer.files).filter(
+      (_, index) => !items[index]?.webkitGetAsEntry?.()?.isDirectory,
+    );
+    addFiles(files);
+    if (folders) announce(`${plural(folders, "folder")} skipped: drop the files inside instead.`);
+  });
+  // A drop that misses the zone must not navigate away from the page to the file.
+  for (const type of ["dragover", "drop"]) {
+    window.addEventListener(type, (event) => {
+      if (zone.contains(event.target)) return;
+      event.preventDefault();
+      if (event.dataTransfer) event.dataTransfer.dropEffect = "none";
+    });
+  }
+}
+
+// ---------------------------------------------------------------- the list
+
+const defaultDirection = { name: "", size: "-", created: "-" };
+
+const list = {
+  sort: "-created",
+  q: "",
+  limit: 25,
+  cursors: [null], // cursors[i] opens page i
+  page: 0,
+  items: [],
+  next: null,
+  seq: 0,
+  editing: null, // { id } while a rename form is open
+  stale: false, // a refresh waits for the rename form or the dialog to close
+};
+
+function resetFilesView() {
+  abortAllUploads();
+  Object.assign(list, { sort: "-created", q: "", cursors: [null], page: 0, items: [], next: null });
+  list.editing = null;
+  list.seq += 1;
+  $("search").value = "";
+  $("file-rows").replaceChildren();
+  $("list-error").hidden = true;
+  if ($("delete-dialog").open) $("delete-dialog").close();
+}
+
+function showFiles() {
+  $("auth-view").hidden = true;
+  $("account-email").textContent = current.email;
+  $("account").hidden = false;
+  $("files-view").hidden = false;
+  document.title = "Your files · seau";
+  $("files-title").focus();
+  loadList();
+}
+
+// Refreshes the current page, unless a rename or a confirmation is in progress:
+// rebuilding the rows then would pull the form from under the person typing.
+function refreshList() {
+  if (list.editing || $("delete-dialog").open) list.stale = true;
+  else loadList();
+}
+
+async function loadList() {
+  list.stale = false;
+  const seq = ++list.seq;
+  const params = new URLSearchParams({ limit: String(list.limit), sort: list.sort });
+  const cursor = list.cursors[list.page];
+  if (cursor) params.set("cursor", cursor);
+  if (list.q) params.set("q", list.q);
+  $("file-table").setAttribute("aria-busy", "true");
+  try {
+    const page = await (await api(`/files?${params}`)).json();
+    if (seq !== list.seq) return; // a later request superseded this one
+    if (!page.items.length && list.page > 0) {
+      // The page emptied (its files were deleted): show the one before.
+      list.page -= 1;
+      list.cursors.length = list.page + 1;
+      loadList();
+      return;
+    }
+    list.items = page.items;
+    list.next = page.next_cursor;
+    list.cursors.length = list.page + 1;
+    $("list-error").hidden = true;
+    renderList();
+  } catch (error) {
+    if (error instanceof SessionExpired || seq !== list.seq) return;
+    $("list-error").textContent = `Could not load your files. ${describe(error)}`;
+    $("list-error").hidden = false;
+  } finally {
+    if (seq === list.seq) $("file-table").removeAttribute("aria-busy");
+  }
+}
+
+function renderList() {
+  // Rebuilding the rows must not throw keyboard focus back to the top of the page.
+  const focused = document.activeElement;
+  const focusRow = focused?.closest?.("tr[data-id]")?.dataset.id;
+  const focusAction = focused?.dataset?.action;
+
+  list.editing = null; // a rename form, if any, goes with the old rows
+  const rows = list.items.map(fileRow);
+  $("file-rows").replaceChildren(...rows);
+  $("list-empty").hidden = list.items.length > 0;
+  $("list-empty").textContent = list.q ? `No file name contains “${list.q}”.` : "No files yet. Drop some above.";
+  $("file-table").hidden = list.items.length === 0;
+
+  for (const th of document.querySelectorAll("th[data-sort]")) {
+    const key = th.dataset.sort;
+    const direction = list.sort === key ? "ascending" : list.sort === `-${key}` ? "descending" : "none";
+    th.setAttribute("aria-sort", direction);
+    th.querySelector(".sort-mark").textContent = { ascending: "▲", descending: "▼", none: "" }[direction];
+  }
+
+  const first = list.page * list.limit + 1;
+  $("list-summary").textContent = list.items.length
+    ? `${first}–${first + list.items.length - 1}${list.next ? "" : ` of ${first + list.items.length - 1}`}`
+    : "";
+  $("prev-page").disabled = list.page === 0;
+  $("next-page").disabled = !list.next;
+  document.querySelector(".pager").classList.toggle("single-page", list.page === 0 && !list.next);
+
+  if (focusRow && focusAction) {
+    liveRow(focusRow)?.querySelector(`[data-action="${CSS.escape(focusAction)}"]`)?.focus();
+  }
+}
+
+function actionButton(action, label, accessibleName, onClick) {
+  const button = el("button", {
+    className: `button button-quiet button-small action-${action}`,
+    text: label,
+    attrs: { type: "button", "data-action": action, "aria-label": accessibleName },
+  });
+  button.addEventListener("click", onClick);
+  return button;
+}
+
+function fileRow(item) {
+  const row = el("tr", { attrs: { "data-id": item.id } });
+  const error = el("p", { className: "row-error", attrs: { role: "alert", id: `error-${item.id}` } });
+  const nameCell = el("td", { className: "col-name" });
+  const name = el("span", { className: "filename", text: item.name, attrs: { title: item.name } });
+  nameCell.append(name, error);
+  const actions = el(
+    "div",
+    { className: "actions" },
+    actionButton("download", "Download", `Download ${item.name}`, () => downloadFile(item, row)),
+    actionButton("rename", "Rename", `Rename ${item.name}`, () => startRename(item, row)),
+    actionButton("delete", "Delete", `Delete ${item.name}`, () => confirmDelete(item, row)),
+  );
+  row.append(
+    nameCell,
+    el("td", { className: "col-size", text: formatSize(item.size), attrs: { title: `${item.size} bytes` } }),
+    el("td", { className: "col-type", text: item.content_type, attrs: { title: item.content_type } }),
+    el("td", { className: "col-date" }, el("time", { text: formatDate(item.created_at), attrs: { datetime: item.created_at } })),
+    el("td", { className: "col-actions" }, actions),
+  );
+  return row;
+}
+
+function rowError(row, message) {
+  const error = row.querySelector(".row-error");
+  error.textContent = message;
+}
+
+function setSort(key) {
+  list.sort = list.sort === `${defaultDirection[key]}${key}`
+    ? `${defaultDirection[key] ? "" : "-"}${key}`
+    : `${defaultDirection[key]}${key}`;
+  list.cursors = [null];
+  list.page = 0;
+  loadList();
+}
+
+// ---------------------------------------------------------------- row actions
+
+async function downloadFile(item, row) {
+  const button = row.querySelector('[data-action="download"]');
+  rowError(row, "");
+  button.disabled = true;
+  button.textContent = "Downloading…";
+  try {
+    // The content route needs the bearer header, which a plain link cannot send:
+    // fetch the bytes, then hand them to the browser as a blob download.
+    const blob = await (await api(`/files/${encodeURIComponent(item.id)}/content`)).blob();
+    const url = URL.createObjectURL(blob);
+    const link = el("a", { attrs: { href: url, download: item.name } });
+    link.hidden = true;
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+    announce(`${item.name} downloaded.`);
+  } catch (error) {
+    const live = liveRow(item.id); // the list may have been rebuilt meanwhile
+    if (live && !(error instanceof SessionExpired)) rowError(live, `Download failed. ${describe(error)}`);
+  } finally {
+    button.disabled = false;
+    button.textContent = "Download";
+  }
+}
+
+function startRename(item, row) {
+  list.editing?.close({ focus: false });
+  const cell = row.querySelector(".col-name");
+  const original = [...cell.childNodes];
+  const inputId = `rename-${item.id}`;
+  const errorId = `rename-error-${item.id}`;
+  const input = el("input", {
+    attrs: { id: inputId, type: "text", value: item.name, "aria-describedby": errorId, autocomplete: "off", spellcheck: "false" },
+  });
+  const error = el("p", { className: "field-error", attrs: { id: errorId, role: "alert" } });
+  const save = el("button", { className: "button button-primary button-small", text: "Save", attrs: { type: "submit" } });
+  const cancel = el("button", { className: "button button-quiet button-small", text: "Cancel", attrs: { type: "button" } });
+  const form = el(
+    "form",
+    { className: "rename", attrs: { novalidate: "" } },
+    el("label", { className: "visually-hidden", text: `New name for ${item.name}`, attrs: { for: inputId } }),
+    el("div", { className: "rename-line" }, input, save, cancel),
+    error,
+  );
+  cell.replaceChildren(form);
+  row.querySelector(".actions").hidden = true;
+
+  const close = ({ focus = true } = {}) => {
+    list.editing = null;
+    cell.replaceChildren(...original);
+    row.querySelector(".actions").hidden = false;
+    if (focus) row.querySelector('[data-action="rename"]').focus();
+    if (list.stale) loadList();
+  };
+  list.editing = { id: item.id, close };
+
+  cancel.addEventListener("click", () => close());
+  input.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") {
+      event.preventDefault();
+      close();
+    }
+  });
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const name = input.value.trim();
+    input.removeAttribute("aria-invalid");
+    error.textContent = "";
+    if (!name) {
+      input.setAttribute("aria-invalid", "true");
+      error.textContent = "Enter a name.";
+      input.focus();
+      return;
+    }
+    if (name === item.name) {
+      close();
+      return;
+    }
+    save.disabled = true;
+    try {
+      const renamed = await (
+        await api(`/files/${encodeURIComponent(item.id)}`, { method: "PATCH", json: { name } })
+      ).json();
+      Object.assign(item, renamed);
+      list.editing = null;
+      const fresh = fileRow(item);
+      row.replaceWith(fresh);
+      fresh.querySelector('[data-action="rename"]').focus();
+      announce(`Renamed to ${item.name}.`);
+      if (list.stale) loadList();
+    } catch (failure) {
+      if (failure instanceof SessionExpired) return;
+      const message = failure.errors?.[0]?.msg ?? describe(failure);
+      input.setAttribute("aria-invalid", "true");
+      error.textContent = failure.code === "validation_error" ? message : describe(failure);
+      input.focus();
+    } finally {
+      save.disabled = false;
+    }
+  });
+
+  input.focus();
+  // Select the name without its extension, the part people usually change.
+  const dot = item.name.lastIndexOf(".");
+  input.setSelectionRange(0, dot > 0 ? dot : item.name.length);
+}
+
+let pendingDelete = null;
+
+function confirmDelete(item, row) {
+  pendingDelete = { item, row };
+  rowError(row, "");
+  $("delete-name").textContent = item.name;
+  $("delete-dialog").showModal();
+  $("delete-cancel").focus();
+}
+
+function closeDeleteDialog() {
+  const dialog = $("delete-dialog");
+  if (dialog.open) dialog.close();
+}
+
+function liveRow(id) {
+  return document.querySelector(`tr[data-id="${CSS.escape(id)}"]`);
+}
+
+async function deleteConfirmed() {
+  const target = pendingDelete;
+  pendingDelete = null; // the close handler must not pull focus back to this row
+  closeDeleteDialog();
+  if (!target) return;
+  const { item } = target;
+  target.row.querySelector('[data-action="delete"]')?.focus();
+  try {
+    await api(`/files/${encodeURIComponent(item.id)}`, { method: "DELETE" });
+    announce(`${item.name} deleted.`);
+    // Keep the keyboard where it was: on the next row, else the previous, else the heading.
+    const row = liveRow(item.id);
+    const neighbour = row?.nextElementSibling ?? row?.previousElementSibling;
+    const neighbourId = neighbour?.dataset.id;
+    row?.remove();
+    list.items = list.items.filter((other) => other.id !== item.id);
+    if (neighbourId) {
+      liveRow(neighbourId).querySelector('[data-action="delete"]')?.focus();
+    } else {
+      $("list-title").focus();
+    }
+    await loadList();
+  } catch (error) {
+    if (error instanceof SessionExpired) return;
+    const row = liveRow(item.id);
+    if (!row) return;
+    rowError(row, `Delete failed. ${describe(error)}`);
+    row.querySelector('[data-action="delete"]')?.focus();
+  }
+}
+
+// ---------------------------------------------------------------- wiring
+
+function setup() {
+  $("signin-form").addEventListener("submit", (event) => submitAuth(event, "signin"));
+  $("signup-form").addEventListener("submit", (event) => submitAuth(event, "signup"));
+  $("show-signup").addEventListener("click", () => switchAuthMode("signup"));
+  $("show-signin").addEventListener("click", () => switchAuthMode("signin"));
+  $("sign-out").addEventListener("click", () => {
+    endSession();
+    showAuth({ notice: "You have signed out." });
+  });
+
+  setupDropzone();
+  $("clear-uploads").addEventListener("click", clearFinishedUploads);
+
+  for (const th of document.querySelectorAll("th[data-sort]")) {
+    th.querySelector("button").addEventListener("click", () => setSort(th.dataset.sort));
+  }
+  let searchTimer = 0;
+  $("search").addEventListener("input", () => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(() => {
+      list.q = $("search").value.trim();
+      list.cursors = [null];
+      list.page = 0;
+      loadList();
+    }, SEARCH_DELAY_MS);
+  });
+  $("page-size").addEventListener("change", () => {
+    list.limit = Number($("page-size").value);
+    list.cursors = [null];
+    list.page = 0;
+    loadList();
+  });
+  $("prev-page").addEventListener("click", () => {
+    if (list.page === 0) return;
+    list.page -= 1;
+    loadList();
+  });
+  $("next-page").addEventListener("click", () => {
+    if (!list.next) return;
+    list.cursors[list.page + 1] = list.next;
+    list.page += 1;
+    loadList();
+  });
+
+  const dialog = $("delete-dialog");
+  $("delete-cancel").addEventListener("click", closeDeleteDialog);
+  $("delete-confirm").addEventListener("click", deleteConfirmed);
+  dialog.addEventListener("close", () => {
+    const target = pendingDelete;
+    pendingDelete = null;
+    // Cancelled (button or Escape): back to the button that opened the dialog.
+    if (target && target.row.isConnected) target.row.querySelector('[data-action="delete"]').focus();
+    if (list.stale) loadList();
+  });
+
+  current = loadSession();
+  if (!current) showAuth();
+  else if (current.expiresAt <= Date.now()) expireSession();
+  else showFiles();
+}
+
+setup();
