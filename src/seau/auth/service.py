@@ -60,6 +60,11 @@ class AuthService:
         async with self._sessions() as session:
             return await session.scalar(select(User).where(User.email == email.strip().lower()))
 
+    async def set_active(self, user_id: uuid.UUID, *, active: bool) -> None:
+        async with self._sessions() as session:
+            await session.execute(update(User).where(User.id == user_id).values(is_active=active))
+            await session.commit()
+
     async def revoke_tokens(self, user_id: uuid.UUID) -> None:
         async with self._sessions() as session:
             await session.execute(

@@ -1,4 +1,4 @@
-"""`seau`: the server-side commands (serve, db, user)."""
+"""`seau`: the server-side commands (serve, db, user, gc); client commands in `client.py`."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from seau import __version__
+from seau.cli import client
 from seau.settings import ConfigurationError, Settings, load_settings
 
 T = TypeVar("T")
@@ -30,6 +31,7 @@ user_app = typer.Typer(
 )
 app.add_typer(db_app, name="db")
 app.add_typer(user_app, name="user")
+client.register(app)
 
 err = Console(stderr=True)
 out = Console()
@@ -219,6 +221,39 @@ def user_list() -> None:
             user.created_at.strftime("%Y-%m-%d %H:%M"),
         )
     out.print(table)
+
+
+@user_app.command("disable")
+def user_disable(email: Annotated[str, typer.Option(help="The account's email.")]) -> None:
+    """Disable an account: no more logins, and its tokens stop working at once."""
+    from seau.cli.admin_users import NoSuchUser, disable_user
+    from seau.preflight import PreflightError
+
+    settings = settings_or_exit()
+    try:
+        user = run(disable_user(settings, email))
+    except (NoSuchUser, PreflightError) as exc:
+        raise fail(str(exc)) from None
+    out.print(f"disabled {user.email} ({user.id})")
+
+
+@user_app.command("delete")
+def user_delete(
+    email: Annotated[str, typer.Option(help="The account's email.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete an account and all its files (rows and stored bytes)."""
+    from seau.cli.admin_users import NoSuchUser, delete_user
+    from seau.preflight import PreflightError
+
+    if not yes:
+        typer.confirm(f"Delete {email} and all their files?", abort=True)
+    settings = settings_or_exit()
+    try:
+        deleted = run(delete_user(settings, email))
+    except (NoSuchUser, PreflightError) as exc:
+        raise fail(str(exc)) from None
+    out.print(f"deleted {deleted.email} and {deleted.files} files ({deleted.bytes} bytes)")
 
 
 def main() -> None:
