@@ -7,7 +7,11 @@ import asyncio
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-_hasher = PasswordHasher()
+# OWASP's argon2id profile (19 MiB, 2 passes, 1 lane) rather than argon2-cffi's
+# default (64 MiB): each sign-in allocates the whole memory cost, so concurrent
+# sign-ins would otherwise dominate the server's memory (docs/decisions.md).
+# The parameters live in each hash, so older hashes keep verifying.
+_hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 
 # Verified when the email is unknown, so a wrong email costs as much time as a
 # wrong password and response times do not reveal which accounts exist.
