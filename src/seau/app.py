@@ -24,6 +24,7 @@ from seau.files.routes import router as files_router
 from seau.files.service import FileService
 from seau.gc import ExtraStep, collect
 from seau.health import router as health_router
+from seau.limits import SmallBodyLimit
 from seau.observability import Metrics, ObservabilityMiddleware
 from seau.settings import Settings, load_settings
 from seau.storage import Store
@@ -143,6 +144,7 @@ def create_app(settings: Settings) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "Range", "If-None-Match", "If-Range"],
             expose_headers=["Content-Disposition", "Content-Range", "ETag", "X-Request-ID"],
         )
+    app.add_middleware(SmallBodyLimit)
     # Outermost, so that even errors rendered by inner layers carry the request id.
     app.add_middleware(ObservabilityMiddleware, metrics=metrics)
     app.include_router(auth_router)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -111,10 +113,26 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400:
+        # FastAPI and Starlette raise a bare 400 when a JSON or form body cannot be read
+        # at all (bytes that are not UTF-8, a form field over Starlette's size limit),
+        # where a body that reads but is not valid JSON is a 422. Both are the client's
+        # body failing the API's schema: one answer, the one every route documents.
+        unreadable = ValidationFailed("the request body cannot be read")
+        return problem_response(
+            status=unreadable.status,
+            code=unreadable.code,
+            title=unreadable.title,
+            detail=unreadable.detail,
+            request=request,
+            errors=[{"loc": ["body"], "msg": str(exc.detail), "type": "body_unreadable"}],
+        )
     known: dict[int, type[SeauError]] = {404: NotFound, 405: MethodNotAllowed}
     if exc.status_code in known:
         error = known[exc.status_code]()
         headers = dict(exc.headers or {})
+        if exc.status_code == 405 and (allowed := _allowed_methods(request, headers.get("Allow"))):
+            headers["Allow"] = allowed
         return problem_response(
             status=error.status,
             code=error.code,
@@ -131,6 +149,29 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         request=request,
         headers=dict(exc.headers or {}),
     )
+
+
+_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
+
+
+@functools.lru_cache(maxsize=256)
+def _path_pattern(template: str) -> re.Pattern[str]:
+    return re.compile(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)))
+
+
+def _allowed_methods(request: Request, fallback: str | None) -> str | None:
+    """Every method the resource answers (RFC 9110 section 15.5.6), as documented.
+
+    Starlette's 405 lists only the methods of the first route whose path matched, while
+    seau declares one route per method on the same path. The OpenAPI document is the
+    public list of them all; a path it does not show keeps the framework's answer.
+    """
+    path = request.scope["path"]
+    methods: set[str] = set()
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        if _path_pattern(template).fullmatch(path):
+            methods |= {method.upper() for method in operations if method in _METHODS}
+    return ", ".join(sorted(methods)) if methods else fallback
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:

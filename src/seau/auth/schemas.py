@@ -13,7 +13,8 @@ Email = Annotated[
         to_lower=True,
         min_length=3,
         max_length=320,
-        pattern=r"^[^@\s]+@[^@\s]+$",
+        # No whitespace and no control characters (PostgreSQL refuses NUL in text).
+        pattern=r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+$",
     ),
 ]
 Password = Annotated[str, Field(min_length=8, max_length=1024)]

@@ -82,6 +82,7 @@ def serve(
 
     from seau.observability import logging_config
     from seau.preflight import PreflightError, preflight
+    from seau.server_protocol import BoundedHttpToolsProtocol
 
     settings = settings_or_exit()
     try:
@@ -102,6 +103,7 @@ def serve(
         log_config=logging_config(settings.log_level),
         proxy_headers=False,
         server_header=False,
+        http=BoundedHttpToolsProtocol,
         # On SIGTERM uvicorn stops accepting, then lets in-flight requests finish.
         timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
     )

@@ -210,7 +210,14 @@ async def list_files(
         SortKey, Query(description="Sort key; a leading `-` sorts descending.")
     ] = "-created",
     q: Annotated[
-        str | None, Query(max_length=255, description="Only names containing this text.")
+        str | None,
+        Query(
+            max_length=255,
+            # No stored name holds a control character, and PostgreSQL refuses NUL in
+            # text outright (a 500 rather than an empty page).
+            pattern=r"^[^\x00-\x1f\x7f-\x9f]*$",
+            description="Only names containing this text.",
+        ),
     ] = None,
 ) -> FileList:
     page = await files.list(
@@ -226,7 +233,7 @@ async def list_files(
 @router.get(
     "/{file_id}",
     response_model=FileRead,
-    responses=problem_responses(*AUTH_ERRORS, FileNotFound, *UNAVAILABLE),
+    responses=problem_responses(*AUTH_ERRORS, FileNotFound, ValidationFailed, *UNAVAILABLE),
     summary="A file's metadata",
 )
 async def get_file(file_id: str, user: CurrentUser, files: FilesDep) -> FileRead:
@@ -250,7 +257,7 @@ async def rename_file(
 @router.delete(
     "/{file_id}",
     status_code=204,
-    responses=problem_responses(*AUTH_ERRORS, FileNotFound, *UNAVAILABLE),
+    responses=problem_responses(*AUTH_ERRORS, FileNotFound, ValidationFailed, *UNAVAILABLE),
     summary="Delete a file",
 )
 async def delete_file(file_id: str, user: CurrentUser, files: FilesDep) -> Response:
@@ -258,11 +265,15 @@ async def delete_file(file_id: str, user: CurrentUser, files: FilesDep) -> Respo
     return Response(status_code=204)
 
 
+_BYTES = {"type": "string", "format": "binary"}
 _DOWNLOAD_RESPONSES: dict[int | str, dict[str, object]] = {
-    200: {"content": {"application/octet-stream": {}}, "description": "The bytes."},
-    206: {"content": {"application/octet-stream": {}}, "description": "One byte range."},
+    # The file's own media type, whatever the uploader declared or its name suggested.
+    200: {"content": {"*/*": {"schema": _BYTES}}, "description": "The bytes."},
+    206: {"content": {"*/*": {"schema": _BYTES}}, "description": "One byte range."},
     304: {"description": "`If-None-Match` matched the ETag."},
-    **problem_responses(*AUTH_ERRORS, FileNotFound, RangeNotSatisfiable, *UNAVAILABLE),
+    **problem_responses(
+        *AUTH_ERRORS, FileNotFound, RangeNotSatisfiable, ValidationFailed, *UNAVAILABLE
+    ),
 }
 _DOWNLOAD_DESCRIPTION = (
     "Streams the bytes. Supports one `Range`, `If-None-Match` and `If-Range` "
@@ -271,10 +282,26 @@ _DOWNLOAD_DESCRIPTION = (
 Disposition = Annotated[Literal["attachment", "inline"], Query()]
 
 
+def _header(name: str, description: str) -> dict[str, object]:
+    return {"name": name, "in": "header", "schema": {"type": "string"}, "description": description}
+
+
+# Read from the request by `_content` (which takes them as they come, garbage included),
+# declared here so the document shows them and clients and fuzzers know they exist.
+_DOWNLOAD_HEADERS = {
+    "parameters": [
+        _header("Range", "One byte range, `bytes=first-last`, `bytes=first-` or `bytes=-suffix`."),
+        _header("If-Range", "The strong ETag the range applies to."),
+        _header("If-None-Match", "ETags the client has; a match answers 304."),
+    ]
+}
+
+
 @router.get(
     "/{file_id}/content",
     response_class=StreamingResponse,
     responses=_DOWNLOAD_RESPONSES,
+    openapi_extra=_DOWNLOAD_HEADERS,
     summary="Download a file",
     description=_DOWNLOAD_DESCRIPTION,
 )
@@ -292,6 +319,7 @@ async def download(
     "/{file_id}/content",
     response_class=Response,
     responses=_DOWNLOAD_RESPONSES,
+    openapi_extra=_DOWNLOAD_HEADERS,
     summary="A download's headers, without the bytes",
     description=_DOWNLOAD_DESCRIPTION,
 )
@@ -326,11 +354,11 @@ async def _content(
         "Content-Disposition": content_disposition(row.name, inline=inline),
         **DOWNLOAD_SECURITY_HEADERS,
     }
-    if if_none_match_matches(request.headers.get("if-none-match"), etag):
+    if if_none_match_matches(_field(request, "if-none-match"), etag):
         return Response(status_code=304, headers=headers)
     byte_range = None
-    if if_range_matches(request.headers.get("if-range"), etag):
-        byte_range = parse_range(request.headers.get("range"), size=row.size)
+    if if_range_matches(_field(request, "if-range"), etag):
+        byte_range = parse_range(_field(request, "range"), size=row.size)
     status = 200
     start, end = 0, row.size
     if byte_range is not None:
@@ -344,6 +372,16 @@ async def _content(
     return StreamingResponse(
         _relay(stream), status_code=status, headers=headers, media_type=row.content_type
     )
+
+
+def _field(request: Request, name: str) -> str | None:
+    """Every line of a header field as one value (RFC 9110 section 5.3).
+
+    Reading only the first would let `Range: bytes=0-1` twice mean one range here and
+    something else to a cache in front: combined, it is two ranges, a 416.
+    """
+    lines = request.headers.getlist(name)
+    return ", ".join(lines) if lines else None
 
 
 async def _relay(stream: ByteStream) -> AsyncIterator[bytes]:

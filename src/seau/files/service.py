@@ -16,7 +16,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal, TypeVar
 
 from sqlalchemy import and_, delete, or_, select, update
@@ -121,19 +121,25 @@ class FileService:
 
     async def discard(self, rows: Sequence[UserFile]) -> None:
         """Best-effort removal of files that must not survive; the reconciler
-        removes whatever this cannot reach (the rows stay `pending`)."""
+        removes whatever this cannot reach (a `pending` row, an orphan object).
+
+        The row goes first and the bytes only once it is gone: a row may be
+        `ready` (a multipart request's earlier files, or a commit whose answer
+        was lost but which the database applied), and a ready row must never
+        point at missing bytes.
+        """
         for row in rows:
-            try:
-                await self._store.delete(row.object_key)
-            except Exception:
-                log.warning("could not delete object of failed upload %s", row.id, exc_info=True)
-                continue
             try:
                 async with self._sessions() as session:
                     await session.execute(delete(UserFile).where(UserFile.id == row.id))
                     await session.commit()
             except Exception:
                 log.warning("could not delete row of failed upload %s", row.id, exc_info=True)
+                continue
+            try:
+                await self._store.delete(row.object_key)
+            except Exception:
+                log.warning("could not delete object of failed upload %s", row.id, exc_info=True)
 
     async def rename(self, *, owner_id: uuid.UUID, file_id: str, name: str) -> UserFile:
         name = validate_file_name(name, max_length=self._max_name_length)
@@ -292,26 +298,45 @@ def _encode_cursor(row: UserFile, *, sort: SortKey) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
+_MAX_BIGINT = 2**63 - 1
+_CONTROL = frozenset(chr(c) for c in [*range(0x20), *range(0x7F, 0xA0)])
+
+
 def _decode_cursor(cursor: str, *, sort: SortKey) -> tuple[object, uuid.UUID]:
+    """The (value, id) a cursor resumes after, or `InvalidCursor`.
+
+    Cursors come back from clients, so everything is checked: the shape, the
+    sort they were made for, and that the value is one every database can bind
+    (a BIGINT, a UTF-8 name without NUL, a date UTC can represent).
+    """
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         data = json.loads(raw)
-        if data["s"] != sort:
+        if not isinstance(data, dict) or data.get("s") != sort:
             raise InvalidCursor("the cursor was made for another sort order")
         last_id = uuid.UUID(hex=data["i"])
         value = data["v"]
         field = sort.lstrip("-")
-        if field == "created":
+        if field == "created" and isinstance(value, str):
             parsed = datetime.fromisoformat(value)
             if parsed.tzinfo is None:
                 raise ValueError("naive")
-            return parsed, last_id
-        if field == "size" and isinstance(value, int) and not isinstance(value, bool):
+            return parsed.astimezone(UTC), last_id
+        if field == "size" and type(value) is int and 0 <= value <= _MAX_BIGINT:
             return value, last_id
-        if field == "name" and isinstance(value, str):
+        if field == "name" and isinstance(value, str) and not _CONTROL.intersection(value):
+            value.encode("utf-8")  # a lone surrogate cannot be sent to the database
             return value, last_id
         raise ValueError("cursor value of the wrong type")
     except InvalidCursor:
         raise
-    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
+    except (
+        ValueError,
+        KeyError,
+        TypeError,
+        OverflowError,
+        RecursionError,
+        binascii.Error,
+        UnicodeError,
+    ):
         raise InvalidCursor() from None
