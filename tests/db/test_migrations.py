@@ -7,11 +7,12 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect, text
 
 from seau.db.base import Base
 from seau.db.engine import create_engine
-from seau.db.migrate import offline_sql, upgrade
+from seau.db.migrate import alembic_config, offline_sql, upgrade
 from tests.support.databases import Kind, scratch_database
 
 KINDS: list[Kind] = ["sqlite", "mysql", "postgresql"]
@@ -36,7 +37,7 @@ async def test_upgrade_head_matches_the_models(kind: Kind, tmp_path: Path) -> No
                 version = (
                     await connection.execute(text("SELECT version_num FROM alembic_version"))
                 ).scalar()
-                assert version == "0001"
+                assert version == ScriptDirectory.from_config(alembic_config()).get_current_head()
         finally:
             await engine.dispose()
 
