@@ -23,7 +23,12 @@ $(VENV)/.installed-dev: pyproject.toml requirements.lock | $(BIN)/python
 serve: $(VENV)/.installed-run
 	$(BIN)/seau serve --host $(HOST) --port $(PORT)
 
-test: $(VENV)/.installed-dev
+# tus-js-client, pinned by package-lock.json, for the official-client tests.
+tests/uploads/js/node_modules/.installed: tests/uploads/js/package-lock.json
+	npm ci --prefix tests/uploads/js --no-audit --no-fund --loglevel=error
+	touch $@
+
+test: $(VENV)/.installed-dev tests/uploads/js/node_modules/.installed
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev

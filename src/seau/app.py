@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -29,7 +29,10 @@ from seau.observability import Metrics, ObservabilityMiddleware
 from seau.settings import Settings, load_settings
 from seau.storage import Store
 from seau.storage.factory import open_store
+from seau.storage.multipart import open_upload_staging, part_size_for
 from seau.storage.s3 import S3Options
+from seau.uploads.routes import router as uploads_router
+from seau.uploads.service import UploadLimits, UploadService, reclaim_expired_uploads
 from seau.web.routes import router as web_router
 
 log = logging.getLogger("seau")
@@ -53,7 +56,30 @@ def gc_steps(
     settings: Settings, *, sessions: async_sessionmaker[AsyncSession], store: Store
 ) -> list[tuple[str, ExtraStep]]:
     """Reconciler steps contributed by optional features (e.g. resumable uploads)."""
-    return []
+
+    async def expired_uploads(cutoff: datetime, dry_run: bool) -> int:
+        return await reclaim_expired_uploads(
+            sessions=sessions, store=store, older_than=cutoff, dry_run=dry_run
+        )
+
+    return [("expired_uploads", expired_uploads)]
+
+
+def upload_service(
+    settings: Settings, *, sessions: async_sessionmaker[AsyncSession], store: Store
+) -> UploadService | None:
+    """Resumable uploads, when the store can stage them (not the memory store)."""
+    staging = open_upload_staging(store)
+    if staging is None:
+        return None
+    limits = UploadLimits(
+        max_size=settings.tus_effective_max_size,
+        part_size=part_size_for(settings.tus_effective_max_size, settings.tus_part_size),
+        expiry=timedelta(seconds=settings.upload_expiry_seconds),
+        lease=timedelta(seconds=settings.upload_lease_seconds),
+        max_name_length=settings.max_name_length,
+    )
+    return UploadService(sessions=sessions, store=store, staging=staging, limits=limits)
 
 
 async def _periodic_gc(settings: Settings, state: AppState) -> None:
@@ -97,10 +123,12 @@ def create_app(settings: Settings) -> FastAPI:
         store = open_store(
             settings.effective_storage_url, s3=s3_options(settings), data_dir=settings.data_dir
         )
+        uploads: UploadService | None = None
         try:
             if settings.auto_migrate:
                 await upgrade(engine)
             sessions = create_sessionmaker(engine)
+            uploads = upload_service(settings, sessions=sessions, store=store)
             signer = TokenSigner(
                 secret=settings.load_secret_key(),
                 ttl=timedelta(seconds=settings.token_ttl_seconds),
@@ -116,6 +144,7 @@ def create_app(settings: Settings) -> FastAPI:
                 ),
                 sign_in=SignInGuard(),
                 metrics=metrics,
+                uploads=uploads,
             )
             collector = None
             if settings.gc_interval_seconds > 0:
@@ -126,6 +155,8 @@ def create_app(settings: Settings) -> FastAPI:
                 if collector is not None:
                     collector.cancel()
         finally:
+            if uploads is not None:
+                await uploads.close()
             await store.close()
             await engine.dispose()
 
@@ -149,6 +180,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(ObservabilityMiddleware, metrics=metrics)
     app.include_router(auth_router)
     app.include_router(files_router)
+    app.include_router(uploads_router)
     app.include_router(health_router)
     app.include_router(web_router)
     return app

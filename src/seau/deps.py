@@ -17,6 +17,7 @@ from seau.files.service import FileService
 from seau.observability import Metrics
 from seau.settings import Settings
 from seau.storage import Store
+from seau.uploads.service import UploadService
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +30,8 @@ class AppState:
     files: FileService
     sign_in: SignInGuard
     metrics: Metrics
+    # None when the store has no staging capability (the memory store).
+    uploads: UploadService | None
 
 
 def get_state(request: Request) -> AppState:

@@ -99,6 +99,25 @@ class Settings(BaseSettings):
     gc_interval_seconds: Annotated[int, Field(ge=0)] = Field(
         default=0, description="Run the reconciler inside `seau serve` this often; 0 = never."
     )
+    tus_max_size: Annotated[int | None, Field(gt=0)] = Field(
+        default=None,
+        description="Largest resumable (tus) upload; default `SEAU_MAX_UPLOAD_BYTES`.",
+    )
+    tus_part_size: Annotated[int | None, Field(ge=5 * MiB, le=5 * GiB)] = Field(
+        default=None,
+        description="S3 part size of resumable uploads. Default: the smallest whole MiB, "
+        "at least 5 MiB, with which 10,000 parts reach the largest upload.",
+    )
+    upload_expiry_seconds: Annotated[int, Field(ge=1)] = Field(
+        default=24 * 3600,
+        description="A resumable upload that receives no bytes for this long expires; "
+        "`seau gc` then removes its data.",
+    )
+    upload_lease_seconds: Annotated[float, Field(gt=0, le=3600)] = Field(
+        default=30.0,
+        description="How long a PATCH may hold its upload's lock without a byte arriving, "
+        "and how soon a crashed instance's lock frees.",
+    )
 
     # The standard AWS variables, read without the SEAU_ prefix.
     aws_access_key_id: str | None = Field(
@@ -149,6 +168,22 @@ class Settings(BaseSettings):
                 "every instance must sign tokens with the same key"
             )
         return self
+
+    @model_validator(mode="after")
+    def _tus_parts_reach_the_largest_upload(self) -> Settings:
+        if (
+            self.tus_part_size is not None
+            and self.tus_part_size * 10_000 < self.tus_effective_max_size
+        ):
+            raise ValueError(
+                "SEAU_TUS_PART_SIZE is too small: S3's 10,000 parts would not reach "
+                "the largest resumable upload"
+            )
+        return self
+
+    @property
+    def tus_effective_max_size(self) -> int:
+        return self.tus_max_size if self.tus_max_size is not None else self.max_upload_bytes
 
     @property
     def effective_database_url(self) -> str:

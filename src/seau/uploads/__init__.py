@@ -1,0 +1,14 @@
+"""Resumable uploads (tus 1.0.0): service, routes, header helpers and a client.
+
+Only the service-level names are exported here; the routes module imports the
+HTTP layer and is included by `seau.app`.
+"""
+
+from seau.uploads.service import (
+    UploadLimits,
+    UploadService,
+    UploadStatus,
+    reclaim_expired_uploads,
+)
+
+__all__ = ["UploadLimits", "UploadService", "UploadStatus", "reclaim_expired_uploads"]

@@ -1,0 +1,77 @@
+"""Errors of resumable uploads, with the status codes tus defines for them.
+
+Rendered like every seau error (problem+json); tus clients read the status and
+the headers (`Upload-Offset`, `Tus-Version`), never the body.
+"""
+
+from __future__ import annotations
+
+from seau.errors import BadRequest, NotFound, PayloadTooLarge, SeauError
+from seau.uploads.tus import TUS_VERSION
+
+
+class _WithOffset(SeauError):
+    """An answer that tells the client where the upload stands."""
+
+    def __init__(self, offset: int, detail: str | None = None) -> None:
+        super().__init__(detail, headers={"Upload-Offset": str(offset)})
+        self.offset = offset
+
+
+class UploadNotFound(NotFound):
+    code = "upload_not_found"
+    title = "Upload not found"
+
+
+class UploadExpired(SeauError):
+    status = 410
+    code = "upload_expired"
+    title = "The upload expired"
+
+
+class UploadDataLost(SeauError):
+    status = 410
+    code = "upload_data_lost"
+    title = "The upload's stored bytes are gone; start it again"
+
+
+class InvalidTusHeader(BadRequest):
+    code = "invalid_tus_header"
+    title = "Invalid tus header"
+
+
+class OffsetMismatch(_WithOffset):
+    status = 409
+    code = "upload_offset_mismatch"
+    title = "Upload-Offset does not match the upload's offset"
+
+
+class UploadLocked(_WithOffset):
+    status = 423
+    code = "upload_locked"
+    title = "Another request is writing to this upload"
+
+
+class ChecksumMismatch(_WithOffset):
+    status = 460
+    code = "checksum_mismatch"
+    title = "Upload-Checksum does not match the bytes received; they were discarded"
+
+
+class UploadTooLarge(PayloadTooLarge):
+    """Same code as the other upload routes: the limit is the same kind of limit."""
+
+
+class TusVersionUnsupported(SeauError):
+    status = 412
+    code = "tus_version_unsupported"
+    title = "Unsupported Tus-Resumable version"
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail, headers={"Tus-Version": TUS_VERSION})
+
+
+class UploadsUnsupported(SeauError):
+    status = 501
+    code = "uploads_unsupported"
+    title = "This server's store does not support resumable uploads"

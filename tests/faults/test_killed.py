@@ -1,0 +1,49 @@
+"""seau killed with SIGKILL in the middle of an upload to S3, then `seau gc`."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from tests.faults.conftest import Deploy
+from tests.faults.harness import (
+    InFlight,
+    MiB,
+    SlowBody,
+    assert_invariants,
+    sha,
+    sign_up,
+    upload,
+)
+
+# Real servers killed and restarted, timeouts waited out: minutes in all.
+pytestmark = pytest.mark.slow
+
+
+def test_seau_killed_mid_upload_to_s3_then_gc_leaves_no_debris(deploy: Deploy) -> None:
+    deployment = deploy()
+    with deployment.serve("first") as server:
+        auth = sign_up(server.url)
+        data = os.urandom(2 * MiB)
+        created = upload(server.url, auth, name="kept.bin", body=data)
+        assert created.status == 201, created.body
+        kept = {created.response.json()["id"]: sha(data)}  # type: ignore[union-attr]
+
+        # Past two 8 MiB parts: S3 holds parts of an upload nobody will finish.
+        body = SlowBody(40 * MiB, trigger=18 * MiB)
+        flight = InFlight(lambda: upload(server.url, auth, name="killed.bin", body=body))
+        assert body.reached.wait(30)
+        server.stop(signal.SIGKILL)
+        killed = flight.result()
+        assert killed.error is not None, "the killed server answered"
+
+    pending = [row for row in deployment.rows() if row.state != "ready"]
+    assert len(pending) == 1, "the killed upload left no pending row"
+    assert deployment.multipart_uploads(), "the killed upload left no multipart upload"
+
+    with deployment.serve("second") as server:
+        result = assert_invariants(deployment, url=server.url, accounts=[auth], kept=kept)
+    assert result is not None
+    assert "stale pending files: 1 found" in result.stdout
