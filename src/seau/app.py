@@ -138,9 +138,16 @@ def create_app(settings: Settings) -> FastAPI:
                 engine=engine,
                 sessions=sessions,
                 store=store,
-                auth=AuthService(sessions=sessions, signer=signer),
+                auth=AuthService(
+                    sessions=sessions,
+                    signer=signer,
+                    db_timeout=settings.database_timeout_seconds,
+                ),
                 files=FileService(
-                    sessions=sessions, store=store, max_name_length=settings.max_name_length
+                    sessions=sessions,
+                    store=store,
+                    max_name_length=settings.max_name_length,
+                    db_timeout=settings.database_timeout_seconds,
                 ),
                 sign_in=SignInGuard(),
                 metrics=metrics,

@@ -75,6 +75,11 @@ class Settings(BaseSettings):
     max_name_length: Annotated[int, Field(gt=0, le=255)] = 255
     max_page_size: Annotated[int, Field(gt=0, le=10_000)] = 1000
     storage_timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
+    database_timeout_seconds: Annotated[float, Field(gt=0)] = Field(
+        default=10.0,
+        description="Longest a unit of database work may take before the request "
+        "answers 503 database_unavailable.",
+    )
     retry_after_seconds: Annotated[int, Field(ge=1)] = 5
     s3_path_style: bool = Field(
         default=False,

@@ -78,6 +78,7 @@ class Deployment:
             "SEAU_SECRET_KEY": self.secret_key,
             "SEAU_S3_PATH_STYLE": "true",
             "SEAU_STORAGE_TIMEOUT_SECONDS": str(STORAGE_TIMEOUT),
+            "SEAU_DATABASE_TIMEOUT_SECONDS": str(STORAGE_TIMEOUT),
             "AWS_ENDPOINT_URL": s3_endpoint,
             "AWS_ACCESS_KEY_ID": ACCESS_KEY_ID,
             "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,

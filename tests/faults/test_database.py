@@ -36,20 +36,6 @@ DATABASES = [MYSQL, POSTGRESQL]
 
 # Server bugs these scenarios expose outside the files this suite may fix; strict,
 # so the test fails (XPASS) the day the bug is fixed and the mark must go.
-AUTH_500 = pytest.mark.xfail(
-    strict=True,
-    reason="the bearer-token check (AuthService.user_for_token) lets a database "
-    "connection error escape as a 500, not a 503 database_unavailable",
-)
-DEAD_POOLED_MYSQL_500 = pytest.mark.xfail(
-    strict=True,
-    reason="under uvloop, the pre-ping of an aiomysql connection the server dropped "
-    "raises RuntimeError, which the pool does not take for a disconnect: a 500",
-)
-DATABASE_STALL_HANGS = pytest.mark.xfail(
-    strict=True,
-    reason="no timeout bounds a database round trip: a stalled database hangs the request",
-)
 
 
 def _upload_ok(url: str, auth: dict[str, str], data: bytes) -> str:
@@ -60,7 +46,6 @@ def _upload_ok(url: str, auth: dict[str, str], data: bytes) -> str:
 
 
 @pytest.mark.parametrize("database", DATABASES)
-@AUTH_500
 def test_database_unreachable_answers_prompt_503s(deploy: Deploy, database: Kind) -> None:
     deployment = deploy(database=database, db_proxy=True)
     proxy = deployment.db_proxy
@@ -81,7 +66,7 @@ def test_database_unreachable_answers_prompt_503s(deploy: Deploy, database: Kind
 
 @pytest.mark.parametrize(
     "database",
-    [pytest.param("mysql", marks=[pytest.mark.mysql, DEAD_POOLED_MYSQL_500]), POSTGRESQL],
+    [MYSQL, POSTGRESQL],
 )
 def test_database_lost_while_the_bytes_stream_answers_503_and_gc_cleans_up(
     deploy: Deploy, database: Kind
@@ -135,7 +120,6 @@ def test_database_commit_with_a_lost_answer_never_leaves_a_ready_file_without_by
 
 
 @pytest.mark.mysql
-@DATABASE_STALL_HANGS
 def test_database_stalled_mid_upload_answers_a_prompt_503(deploy: Deploy) -> None:
     deployment = deploy(database="mysql", db_proxy=True)
     proxy = deployment.db_proxy
@@ -157,7 +141,7 @@ def test_database_stalled_mid_upload_answers_a_prompt_503(deploy: Deploy) -> Non
 
 @pytest.mark.parametrize(
     "database",
-    [pytest.param("mysql", marks=[pytest.mark.mysql, DEAD_POOLED_MYSQL_500]), POSTGRESQL],
+    [MYSQL, POSTGRESQL],
 )
 def test_database_connections_dropped_while_idle_are_replaced_without_errors(
     deploy: Deploy, database: Kind

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -11,32 +13,47 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from seau.auth.passwords import hash_password, verify_password
 from seau.auth.tokens import TokenSigner
+from seau.db.guard import DEFAULT_TIMEOUT_SECONDS, unit_of_work
 from seau.db.models import User
 from seau.errors import EmailTaken, InvalidCredentials, InvalidToken
+
+T = TypeVar("T")
 
 _CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class AuthService:
-    def __init__(self, *, sessions: async_sessionmaker[AsyncSession], signer: TokenSigner) -> None:
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        signer: TokenSigner,
+        db_timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    ) -> None:
         self._sessions = sessions
+        self._db_timeout = db_timeout
         self.signer = signer
 
+    async def _db(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        return await unit_of_work(self._sessions, work, limit_seconds=self._db_timeout)
+
     async def create_user(self, *, email: str, password: str, is_admin: bool = False) -> User:
-        email = email.strip().lower()
         user = User(
-            email=email,
+            email=email.strip().lower(),
             password_hash=await hash_password(password),
             is_admin=is_admin,
             is_active=True,
             token_version=0,
         )
-        async with self._sessions() as session:
+
+        async def insert(session: AsyncSession) -> None:
             session.add(user)
             try:
                 await session.commit()
             except IntegrityError:
                 raise EmailTaken() from None
+
+        await self._db(insert)
         return user
 
     async def issue_token(self, *, email: str, password: str) -> str:
@@ -45,8 +62,7 @@ class AuthService:
         # No account's email holds a control character (sign-up refuses them), and
         # PostgreSQL would refuse NUL outright: skip the lookup, keep the timing.
         if not _CONTROL_CHARACTER.search(email):
-            async with self._sessions() as session:
-                user = await session.scalar(select(User).where(User.email == email))
+            user = await self.find_user(email)
         valid = await verify_password(user.password_hash if user else None, password)
         if user is None or not valid or not user.is_active:
             raise InvalidCredentials()
@@ -54,28 +70,36 @@ class AuthService:
 
     async def user_for_token(self, token: str) -> User:
         claims = self.signer.verify(token)
-        async with self._sessions() as session:
-            user = await session.get(User, claims.user_id)
+
+        async def load(session: AsyncSession) -> User | None:
+            return await session.get(User, claims.user_id)
+
+        user = await self._db(load)
         if user is None or not user.is_active or user.token_version != claims.version:
             raise InvalidToken("the token is not valid")
         return user
 
     async def list_users(self) -> list[User]:
-        async with self._sessions() as session:
+        async def load(session: AsyncSession) -> list[User]:
             return list(await session.scalars(select(User).order_by(User.created_at)))
 
+        return await self._db(load)
+
     async def find_user(self, email: str) -> User | None:
-        async with self._sessions() as session:
+        async def load(session: AsyncSession) -> User | None:
             return await session.scalar(select(User).where(User.email == email.strip().lower()))
 
+        return await self._db(load)
+
     async def set_active(self, user_id: uuid.UUID, *, active: bool) -> None:
-        async with self._sessions() as session:
-            await session.execute(update(User).where(User.id == user_id).values(is_active=active))
-            await session.commit()
+        await self._update(user_id, is_active=active)
 
     async def revoke_tokens(self, user_id: uuid.UUID) -> None:
-        async with self._sessions() as session:
-            await session.execute(
-                update(User).where(User.id == user_id).values(token_version=User.token_version + 1)
-            )
+        await self._update(user_id, token_version=User.token_version + 1)
+
+    async def _update(self, user_id: uuid.UUID, **values: object) -> None:
+        async def run(session: AsyncSession) -> None:
+            await session.execute(update(User).where(User.id == user_id).values(**values))
             await session.commit()
+
+        await self._db(run)

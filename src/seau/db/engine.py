@@ -32,7 +32,25 @@ def create_engine(url: str, *, connect_timeout: float = 10.0) -> AsyncEngine:
     engine = create_async_engine(parsed, connect_args=connect_args, **kwargs)
     if backend == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    elif backend == "mysql":
+        _treat_ping_errors_as_disconnects(engine)
     return engine
+
+
+def _treat_ping_errors_as_disconnects(engine: AsyncEngine) -> None:
+    # Under uvloop, pinging an aiomysql connection the server has dropped raises
+    # RuntimeError (a write to a closed transport), which the pool does not take
+    # for a disconnect: the request got a 500 instead of a fresh connection.
+    dialect = engine.sync_engine.dialect
+    ping = dialect.do_ping
+
+    def do_ping(dbapi_connection: Any) -> bool:
+        try:
+            return bool(ping(dbapi_connection))
+        except RuntimeError:
+            return False
+
+    dialect.do_ping = do_ping  # type: ignore[method-assign]
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

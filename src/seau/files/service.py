@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import json
 import logging
@@ -20,15 +21,13 @@ from datetime import UTC, datetime
 from typing import Literal, TypeVar
 
 from sqlalchemy import and_, delete, or_, select, update
-from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 
 from seau.db.base import utcnow
+from seau.db.guard import DEFAULT_TIMEOUT_SECONDS, unit_of_work
 from seau.db.models import FileState, UserFile
 from seau.errors import (
-    DatabaseUnavailable,
     FileNotFound,
     InvalidCursor,
     PayloadTooLarge,
@@ -75,7 +74,9 @@ class FileService:
         sessions: async_sessionmaker[AsyncSession],
         store: Store,
         max_name_length: int = 255,
+        db_timeout: float = DEFAULT_TIMEOUT_SECONDS,
     ) -> None:
+        self._db_timeout = db_timeout
         self._sessions = sessions
         self._store = store
         self._max_name_length = max_name_length
@@ -130,9 +131,7 @@ class FileService:
         """
         for row in rows:
             try:
-                async with self._sessions() as session:
-                    await session.execute(delete(UserFile).where(UserFile.id == row.id))
-                    await session.commit()
+                await self._db(functools.partial(_delete_row, file_id=row.id))
             except Exception:
                 log.warning("could not delete row of failed upload %s", row.id, exc_info=True)
                 continue
@@ -267,16 +266,7 @@ class FileService:
         row.updated_at = now
 
     async def _db(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-        try:
-            async with self._sessions() as session:
-                return await work(session)
-        except (OperationalError, PoolTimeout, OSError, ConnectionError) as exc:
-            log.warning("database unavailable: %s", exc.__class__.__name__)
-            raise DatabaseUnavailable() from exc
-        except DBAPIError as exc:
-            if exc.connection_invalidated:
-                raise DatabaseUnavailable() from exc
-            raise
+        return await unit_of_work(self._sessions, work, limit_seconds=self._db_timeout)
 
     @staticmethod
     async def _storage(operation: Awaitable[T]) -> T:
@@ -285,6 +275,11 @@ class FileService:
         except StorageUnavailable as exc:
             log.warning("storage unavailable: %s", exc)
             raise StorageUnavailableError() from exc
+
+
+async def _delete_row(session: AsyncSession, *, file_id: uuid.UUID) -> None:
+    await session.execute(delete(UserFile).where(UserFile.id == file_id))
+    await session.commit()
 
 
 def _encode_cursor(row: UserFile, *, sort: SortKey) -> str:
