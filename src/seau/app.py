@@ -33,6 +33,7 @@ from seau.storage.multipart import open_upload_staging, part_size_for
 from seau.storage.s3 import S3Options
 from seau.uploads.routes import router as uploads_router
 from seau.uploads.service import UploadLimits, UploadService, reclaim_expired_uploads
+from seau.uploads.tus import TUS_REQUEST_HEADERS, TUS_RESPONSE_HEADERS
 from seau.web.routes import router as web_router
 
 log = logging.getLogger("seau")
@@ -179,8 +180,21 @@ def create_app(settings: Settings) -> FastAPI:
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS"],
-            allow_headers=["Authorization", "Content-Type", "Range", "If-None-Match", "If-Range"],
-            expose_headers=["Content-Disposition", "Content-Range", "ETag", "X-Request-ID"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "Range",
+                "If-None-Match",
+                "If-Range",
+                *TUS_REQUEST_HEADERS,
+            ],
+            expose_headers=[
+                "Content-Disposition",
+                "Content-Range",
+                "ETag",
+                "X-Request-ID",
+                *TUS_RESPONSE_HEADERS,
+            ],
         )
     app.add_middleware(SmallBodyLimit)
     # Outermost, so that even errors rendered by inner layers carry the request id.

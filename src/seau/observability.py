@@ -26,7 +26,7 @@ request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 access_log = logging.getLogger("seau.access")
 
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-_UPLOAD_ROUTES = {"/api/v1/files"}
+_UPLOAD_ROUTES = {"/api/v1/files", "/api/v1/uploads", "/api/v1/uploads/{upload_id}"}
 _DOWNLOAD_ROUTES = {"/api/v1/files/{file_id}/content"}
 _DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800)
 
@@ -85,7 +85,9 @@ class ObservabilityMiddleware:
         status = 500
         received = sent = 0
         path = scope.get("path", "")
-        is_upload = scope["method"] == "POST" and path.rstrip("/") == "/api/v1/files"
+        is_upload = (scope["method"] == "POST" and path.rstrip("/") == "/api/v1/files") or (
+            scope["method"] in ("POST", "PATCH") and path.startswith("/api/v1/uploads")
+        )
         if is_upload:
             self.metrics.uploads_in_progress.inc()
 

@@ -134,3 +134,26 @@ def _decode_base64(text: str, *, header: str) -> bytes:
         return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
     except (binascii.Error, ValueError):
         raise HeaderError(f"{header} holds invalid base64") from None
+
+
+# For CORS: what a browser tus client sends, and what it must be allowed to read.
+TUS_REQUEST_HEADERS = (
+    "Tus-Resumable",
+    "Upload-Length",
+    "Upload-Offset",
+    "Upload-Metadata",
+    "Upload-Checksum",
+    "Upload-Defer-Length",
+    "Upload-Concat",
+)
+TUS_RESPONSE_HEADERS = (
+    "Location",
+    "Upload-Offset",
+    "Upload-Length",
+    "Upload-Expires",
+    "Tus-Resumable",
+    "Tus-Version",
+    "Tus-Extension",
+    "Tus-Max-Size",
+    "Tus-Checksum-Algorithm",
+)
