@@ -21,6 +21,9 @@ def create_engine(url: str, *, connect_timeout: float = 10.0) -> AsyncEngine:
     connect_args: dict[str, Any] = {}
     if backend == "sqlite":
         connect_args["timeout"] = 30  # seconds to wait on a locked database
+        # A file database never drops a connection; the ping cost ~10 % of
+        # small-download throughput (bench/core.py, docs/benchmarks.md).
+        kwargs["pool_pre_ping"] = False
     elif backend == "mysql":
         if "charset" not in parsed.query:
             parsed = parsed.update_query_dict({"charset": "utf8mb4"})
