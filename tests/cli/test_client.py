@@ -54,9 +54,17 @@ class Cli:
     def config_file(self) -> Path:
         return self.home / "config" / "seau" / "config.json"
 
+    @property
+    def upload_state(self) -> Path:
+        return self.home / "cache" / "seau" / "uploads.json"
+
     def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SEAU_", "AWS_"))}
-        env |= {"HOME": str(self.home), "XDG_CONFIG_HOME": str(self.home / "config")}
+        env |= {
+            "HOME": str(self.home),
+            "XDG_CONFIG_HOME": str(self.home / "config"),
+            "XDG_CACHE_HOME": str(self.home / "cache"),
+        }
         return env | (extra or {})
 
     def __call__(
@@ -323,8 +331,9 @@ def test_a_failed_upload_in_a_batch_fails_the_command_and_keeps_the_others(cli: 
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     errors = result.stderr.strip().splitlines()
+    # huge.bin is above the resumable threshold: the tus endpoint refuses it.
     assert errors[:2] == [
-        f"seau: huge.bin: File too large: the file exceeds the limit of {LIMIT} bytes "
+        f"seau: huge.bin: File too large: the upload exceeds the limit of {LIMIT} bytes "
         "(file_too_large)",
         "seau: missing.txt: no such file or directory",
     ]
@@ -338,10 +347,142 @@ def test_a_failed_upload_in_a_batch_fails_the_command_and_keeps_the_others(cli: 
     assert document["failed"] == [
         {
             "path": "huge.bin",
-            "error": f"File too large: the file exceeds the limit of {LIMIT} bytes "
+            "error": f"File too large: the upload exceeds the limit of {LIMIT} bytes "
             "(file_too_large)",
         }
     ]
+
+
+# -- resumable uploads ---------------------------------------------------------
+
+
+def uploads_log(server: Server, upload_id: object) -> list[dict[str, object]]:
+    """The access log's requests to one resumable upload, in order."""
+    return [e for e in access_log(server) if e["path"] == f"/api/v1/uploads/{upload_id}"]
+
+
+def stored_upload_id(cli: Cli) -> str | None:
+    """The id of the one upload the state file remembers, once it is there."""
+    with contextlib.suppress(OSError, ValueError):
+        (entry,) = json.loads(cli.upload_state.read_text()).values()
+        return str(entry["url"]).rsplit("/", 1)[1]
+    return None
+
+
+def test_a_file_above_the_threshold_goes_in_resumable_chunks(cli: Cli) -> None:
+    big = os.urandom(12 * MiB)
+    write(cli.home / "big.bin", big)
+    write(cli.home / "small.txt", b"small")
+    result = cli("upload", "big.bin", "small.txt", "--resumable-threshold", "8M", "--json")
+    assert result.returncode == 0, result.stderr
+    uploaded = {item["name"]: item for item in json.loads(result.stdout)["uploaded"]}
+    assert uploaded["big.bin"]["sha256"] == sha256(big)
+    assert uploaded["small.txt"]["sha256"] == sha256(b"small")
+    requests = [
+        (e["method"], e["status"], e["bytes_in"])
+        for e in uploads_log(cli.server, uploaded["big.bin"]["id"])
+    ]
+    assert requests == [("PATCH", 204, 10 * MiB), ("PATCH", 204, 2 * MiB)]
+    assert uploads_log(cli.server, uploaded["small.txt"]["id"]) == []
+    # Finished uploads are forgotten; the file stays private.
+    assert json.loads(cli.upload_state.read_text()) == {}
+    assert stat.S_IMODE(cli.upload_state.stat().st_mode) == 0o600
+
+
+def test_a_killed_upload_continues_from_the_servers_offset_when_run_again(cli: Cli) -> None:
+    data = os.urandom(24 * MiB)
+    write(cli.home / "video.bin", data)
+    command = ("upload", "video.bin", "--resumable-threshold", "8M")
+
+    # One relay for both runs: an upload is remembered for the server URL it went to.
+    with Relay(port_of(cli.server), upload_bytes_per_second=16 * MiB) as relay:
+        env = {"SEAU_SERVER": relay.url, "SEAU_TOKEN": cli.token()}
+        process = cli.popen(*command, env=env)
+        deadline = time.monotonic() + 30
+        upload_id = None
+        while upload_id is None or not any(
+            e["method"] == "PATCH" and e["status"] == 204
+            for e in uploads_log(cli.server, upload_id)
+        ):
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "no chunk ever arrived"
+            time.sleep(0.02)
+            upload_id = stored_upload_id(cli)
+        process.send_signal(signal.SIGKILL)
+        process.communicate(timeout=30)
+        assert stored_upload_id(cli) == upload_id
+        assert stat.S_IMODE(cli.upload_state.stat().st_mode) == 0o600
+
+        relay.upload_bytes_per_second = None
+        before = relay.drained()
+        resumed = cli(*command, env=env)
+        sent = bytes(relay.sent_by_clients[before:]).lower()
+    assert resumed.returncode == 0, resumed.stderr
+    # The finished upload is the file, with the same id.
+    assert resumed.stdout.strip() == (
+        f"uploaded video.bin (25.2 MB, resumed after 10.5 MB) as {upload_id}"
+    )
+    log = uploads_log(cli.server, upload_id)
+    (asked,) = [i for i, e in enumerate(log) if e["method"] == "HEAD"]
+    first_run, second_run = log[:asked], log[asked + 1 :]
+    assert [e["bytes_in"] for e in first_run if e["status"] == 204] == [10 * MiB]
+    assert {e["method"] for e in second_run} == {"PATCH"}
+    assert [e["bytes_in"] for e in second_run if e["status"] == 204] == [10 * MiB, 4 * MiB]
+    assert f"upload-offset: {10 * MiB}\r\n".encode() in sent
+    assert b"post /api/v1/uploads " not in sent, "the same upload, not a new one"
+    assert len(sent) < len(data) - 10 * MiB + 64 * 1024
+
+    content = httpx.get(
+        f"{cli.server.url}/api/v1/files/{upload_id}/content",
+        headers={"Authorization": f"Bearer {cli.token()}"},
+        timeout=60,
+    ).content
+    assert sha256(content) == sha256(data)
+    assert [item["name"] for item in cli.ls()] == ["video.bin"]
+    assert json.loads(cli.upload_state.read_text()) == {}
+
+
+def test_an_upload_cut_by_the_network_continues_in_the_same_run(cli: Cli) -> None:
+    data = os.urandom(16 * MiB)
+    write(cli.home / "flaky.bin", data)
+    with Relay(port_of(cli.server), cut_upload_after=13 * MiB) as flaky:
+        result = cli(
+            "upload",
+            "flaky.bin",
+            "--resumable-threshold",
+            "8M",
+            "--json",
+            env={"SEAU_SERVER": flaky.url, "SEAU_TOKEN": cli.token()},
+        )
+    assert result.returncode == 0, result.stderr
+    (file,) = json.loads(result.stdout)["uploaded"]
+    assert file["sha256"] == sha256(data)
+    log = uploads_log(cli.server, file["id"])
+    assert "HEAD" in [e["method"] for e in log], "it asked the server where the upload stood"
+    assert [e["bytes_in"] for e in log if e["status"] == 204] == [10 * MiB, 6 * MiB]
+
+
+def test_upload_falls_back_to_a_plain_post_when_the_server_has_no_resumable_uploads(
+    fresh: Cli, tmp_path: Path
+) -> None:
+    # The memory store cannot stage resumable uploads: the server answers 501.
+    env = {"SEAU_DATA_DIR": str(tmp_path / "data"), "SEAU_STORAGE_URL": "memory://"}
+    with seau_server(env, cwd=tmp_path) as plain:
+        cli = Cli(home=fresh.home, server=plain, email=sign_up(plain))
+        cli.login()
+        first, second = os.urandom(2 * MiB), os.urandom(MiB)
+        write(cli.home / "first.bin", first)
+        write(cli.home / "second.bin", second)
+        result = cli(
+            "upload", "first.bin", "second.bin", "--resumable-threshold", "1M", "-j", "1", "--json"
+        )
+        assert result.returncode == 0, result.stderr
+        uploaded = json.loads(result.stdout)["uploaded"]
+        assert [item["sha256"] for item in uploaded] == [sha256(first), sha256(second)]
+        log = access_log(plain)
+    # Asked once; both files then went as plain uploads.
+    assert [e["status"] for e in log if e["path"] == "/api/v1/uploads"] == [501]
+    assert [e["status"] for e in log if e["path"] == "/api/v1/files"] == [201, 201]
 
 
 def test_ls_info_mv_and_rm(cli: Cli) -> None:
@@ -453,14 +594,23 @@ def test_download_resumes_after_the_connection_drops(cli: Cli) -> None:
 
 class Relay:
     """A TCP relay to the server that records what clients send, counts connections,
-    and can slow the answers or cut them after some bytes."""
+    and can slow the answers or the requests, or cut them after some bytes."""
 
     def __init__(
-        self, port: int, *, bytes_per_second: int | None = None, cut_after: int | None = None
+        self,
+        port: int,
+        *,
+        bytes_per_second: int | None = None,
+        cut_after: int | None = None,
+        upload_bytes_per_second: int | None = None,
+        cut_upload_after: int | None = None,
     ) -> None:
         self._upstream = port
         self._rate = bytes_per_second
         self._cut_after = cut_after
+        # Public: a test may lift the limit and go on through the same URL.
+        self.upload_bytes_per_second = upload_bytes_per_second
+        self._cut_upload_after = cut_upload_after
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
         self.sent_by_clients = bytearray()
@@ -471,6 +621,16 @@ class Relay:
 
     def __enter__(self) -> Relay:
         return self
+
+    def drained(self, *, quiet: float = 0.3, timeout: float = 10) -> int:
+        """The bytes clients sent, once what a dead client left in the relay's socket
+        buffers has gone through (nothing new for ``quiet`` seconds)."""
+        deadline = time.monotonic() + timeout
+        seen = -1
+        while seen != len(self.sent_by_clients) and time.monotonic() < deadline:
+            seen = len(self.sent_by_clients)
+            time.sleep(quiet)
+        return seen
 
     def __exit__(self, *_: object) -> None:
         # shutdown() wakes the thread blocked in accept(); close() alone may not.
@@ -497,6 +657,15 @@ class Relay:
         with contextlib.suppress(OSError):
             while data := source.recv(32 * 1024):
                 if upwards:
+                    if self._cut_upload_after is not None:
+                        room = max(0, self._cut_upload_after - len(self.sent_by_clients))
+                        if len(data) >= room:
+                            self._cut_upload_after = None  # one cut; later bytes pass
+                            self.sent_by_clients += data[:room]
+                            sink.sendall(data[:room])
+                            break
+                    if self.upload_bytes_per_second:
+                        time.sleep(len(data) / self.upload_bytes_per_second)
                     self.sent_by_clients += data
                 else:
                     if self._cut_after is not None:

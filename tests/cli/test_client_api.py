@@ -7,8 +7,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+import typer
 
-from seau.cli.client import expand_sources
+from seau.cli.client import expand_sources, parse_size
 from seau.cli.client_api import as_file_id, problem_message
 
 
@@ -106,3 +107,17 @@ def test_sources_walk_directories_expand_globs_and_report_what_matches_nothing(
     # Outcomes keep the order of the command line.
     orders = sorted([*sources, *problems], key=lambda item: item.order)
     assert [item.label for item in orders][-3:] == ["g2.log", "nothing*", "missing"]
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [("0", 0), ("33554432", 32 << 20), ("32M", 32 << 20), ("8 MiB", 8 << 20), ("1g", 1 << 30)],
+)
+def test_sizes_are_bytes_or_binary_units(text: str, size: int) -> None:
+    assert parse_size(text) == size
+
+
+@pytest.mark.parametrize("text", ["", "M", "1.5G", "-1", "32 MB extra", "10X"])
+def test_what_is_not_a_size_is_a_usage_error(text: str) -> None:
+    with pytest.raises(typer.BadParameter, match="is not a size"):
+        parse_size(text)

@@ -15,6 +15,7 @@ from seau.cli.client_config import (
     current,
     normalize_server,
     read_config,
+    upload_state_path,
     write_config,
 )
 
@@ -25,6 +26,7 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("SEAU_TOKEN", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
 
 
 def test_the_file_lives_under_xdg_config_home_or_dot_config(
@@ -36,6 +38,16 @@ def test_the_file_lives_under_xdg_config_home_or_dot_config(
     # The XDG spec: a relative value is ignored.
     monkeypatch.setenv("XDG_CONFIG_HOME", "relative")
     assert config_path() == tmp_path / "home" / ".config" / "seau" / "config.json"
+
+
+def test_unfinished_uploads_are_remembered_under_xdg_cache_home_or_dot_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert upload_state_path() == tmp_path / "home" / ".cache" / "seau" / "uploads.json"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert upload_state_path() == tmp_path / "cache" / "seau" / "uploads.json"
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative")
+    assert upload_state_path() == tmp_path / "home" / ".cache" / "seau" / "uploads.json"
 
 
 def test_writing_replaces_the_file_with_mode_0600_even_when_it_was_wider(

@@ -10,6 +10,7 @@ import asyncio
 import glob
 import json
 import os
+import re
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextlib import contextmanager
@@ -42,8 +43,10 @@ from seau.cli.client_config import (
     current,
     normalize_server,
     read_config,
+    upload_state_path,
     write_config,
 )
+from seau.cli.client_tus import RESUMABLE_THRESHOLD
 
 T = TypeVar("T")
 
@@ -54,6 +57,20 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON on stdout, for scripts.")]
+
+_SIZE = re.compile(r"(\d+)\s*([kmgt]?)(?:i?b)?", re.IGNORECASE)
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_size(text: str | int) -> int:
+    """Bytes, or a whole number of K, M, G or T (powers of 1024): ``32M``, ``1GiB``."""
+    if isinstance(text, int):
+        # Typer hands the default over as it is.
+        return text
+    match = _SIZE.fullmatch(text.strip())
+    if match is None:
+        raise typer.BadParameter(f"{text!r} is not a size (e.g. 33554432, 32M, 1G)")
+    return int(match[1]) * _UNITS[match[2].lower()]
 
 
 def register(app: typer.Typer) -> None:
@@ -145,25 +162,44 @@ def upload(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress and no output; errors only.")
     ] = False,
+    resumable_threshold: Annotated[
+        int,
+        typer.Option(
+            "--resumable-threshold",
+            metavar="SIZE",
+            parser=parse_size,
+            envvar="SEAU_RESUMABLE_THRESHOLD",
+            help="Files of this size or more go in resumable chunks (tus): uploading "
+            "one again after an interruption continues it. Bytes, or K, M, G (binary).",
+            show_default="32M",
+        ),
+    ] = RESUMABLE_THRESHOLD,
     as_json: JsonOption = False,
 ) -> None:
     """Upload files, directories and globs; exit status 1 if any file failed.
 
-    Each file is named on the server by its own name, without its directory.
+    Each file is named on the server by its own name, without its directory. Large
+    files resume where they stopped when uploaded again; the state of unfinished
+    ones is kept in ~/.cache/seau/uploads.json.
     """
     with _errors():
         sources, outcomes = expand_sources(paths)
         connection = current()
     elapsed = 0.0
     if sources:
+        interrupted = "interrupted"
+        if any(s.size >= resumable_threshold for s in sources):
+            interrupted += "; the large files resume when uploaded again"
         done, elapsed = _run(
             _upload_all(
                 connection,
                 sources,
                 jobs=jobs,
+                resumable_threshold=resumable_threshold,
                 show_progress=not quiet and err.is_terminal,
                 print_each=not (quiet or as_json),
-            )
+            ),
+            interrupted=interrupted,
         )
         outcomes += done
     outcomes.sort(key=lambda o: o.order)
@@ -386,13 +422,20 @@ async def _upload_all(
     sources: list[Source],
     *,
     jobs: int,
+    resumable_threshold: int,
     show_progress: bool,
     print_each: bool,
 ) -> tuple[list[Outcome], float]:
     """Each source's outcome, and the seconds it all took."""
     limit = asyncio.Semaphore(jobs)
     started = time.monotonic()
-    async with Api(connection, max_connections=jobs) as api:
+    api = Api(
+        connection,
+        max_connections=jobs,
+        resumable_threshold=resumable_threshold,
+        upload_state=upload_state_path(),
+    )
+    async with api:
         # One cheap request first: a wrong server or an expired token is one error,
         # not one per file.
         await api.me()
@@ -413,12 +456,11 @@ async def _upload_all(
                         progress.advance(total, done - sent)
                         sent = done
 
+                    resumed = 0
                     try:
-                        handle = await asyncio.to_thread(source.path.open, "rb")
-                        with handle:
-                            remote = await api.upload(
-                                handle, name=source.path.name, size=source.size, on_progress=moved
-                            )
+                        remote, resumed = await api.upload(
+                            source.path, name=source.path.name, size=source.size, on_progress=moved
+                        )
                         outcome = Outcome(label=source.label, order=source.order, remote=remote)
                     except OSError as exc:
                         outcome = Outcome(label=source.label, order=source.order, error=_os(exc))
@@ -433,12 +475,10 @@ async def _upload_all(
                         progress.advance(total, -sent)
                     progress.update(total, description=f"total ({finished}/{len(sources)})")
                     if print_each and outcome.remote is not None:
-                        out.print(
-                            Text(
-                                f"uploaded {source.label} ({human_size(outcome.remote.size)}) "
-                                f"as {outcome.remote.id}"
-                            )
-                        )
+                        size = human_size(outcome.remote.size)
+                        if resumed:
+                            size += f", resumed after {human_size(resumed)}"
+                        out.print(Text(f"uploaded {source.label} ({size}) as {outcome.remote.id}"))
                     return outcome
 
             outcomes = list(await asyncio.gather(*(one(s) for s in sources)))

@@ -25,6 +25,12 @@ import httpx
 
 from seau import __version__
 from seau.cli.client_config import Connection
+from seau.cli.client_tus import (
+    RESUMABLE_THRESHOLD,
+    ResumableUploadError,
+    ResumableUploadsUnsupported,
+    upload_file,
+)
 
 CHUNK = 1024 * 1024
 PAGE_SIZE = 1000
@@ -141,11 +147,25 @@ def _reason(exc: Exception) -> str:
 
 
 class Api:
-    """One server, one token; use as ``async with Api(connection) as api``."""
+    """One server, one token; use as ``async with Api(connection) as api``.
 
-    def __init__(self, connection: Connection, *, max_connections: int = 4) -> None:
+    Uploads of ``resumable_threshold`` bytes or more go in resumable chunks (tus),
+    remembered in ``upload_state`` so that a later run continues them; None
+    means never.
+    """
+
+    def __init__(
+        self,
+        connection: Connection,
+        *,
+        max_connections: int = 4,
+        resumable_threshold: int | None = RESUMABLE_THRESHOLD,
+        upload_state: Path | None = None,
+    ) -> None:
         self.server = connection.server
         self.token = connection.token
+        self._resumable_threshold = resumable_threshold
+        self._upload_state = upload_state
         self._client = httpx.AsyncClient(
             base_url=connection.server,
             timeout=TIMEOUT,
@@ -249,15 +269,58 @@ class Api:
         raise ClientError(f"{len(matches)} files are named {ref!r}; give one id: {ids}")
 
     async def upload(
-        self, source: BinaryIO, *, name: str, size: int, on_progress: OnProgress
-    ) -> RemoteFile:
-        """Send ``size`` bytes of ``source`` as a file named ``name``.
+        self, path: Path, *, name: str, size: int, on_progress: OnProgress
+    ) -> tuple[RemoteFile, int]:
+        """Send the file at ``path`` (``size`` bytes) as a file named ``name``; the new
+        file, and how many bytes an earlier, interrupted run had already sent.
 
-        The one place an upload crosses the network, so its transport (today one raw
-        streamed body) can change, e.g. to resumable uploads for large files,
-        without the callers noticing.
+        The one place an upload crosses the network: one streamed POST, or resumable
+        chunks (tus) from ``resumable_threshold`` bytes on, when the server has them.
+        `OSError` when the file cannot be read.
         """
-        return await self._upload_raw(source, name=name, size=size, on_progress=on_progress)
+        threshold = self._resumable_threshold
+        if threshold is not None and size >= threshold:
+            try:
+                return await self._upload_resumable(path, name=name, on_progress=on_progress)
+            except ResumableUploadsUnsupported:
+                # Asked once: the other files go straight to the plain upload.
+                self._resumable_threshold = None
+        handle = await asyncio.to_thread(path.open, "rb")
+        with handle:
+            return await self._upload_raw(handle, name=name, size=size, on_progress=on_progress), 0
+
+    async def _upload_resumable(
+        self, path: Path, *, name: str, on_progress: OnProgress
+    ) -> tuple[RemoteFile, int]:
+        try:
+            file, resumed = await upload_file(
+                self._client,
+                path,
+                headers=self._auth_headers(),
+                name=name,
+                content_type=_content_type(name),
+                state_file=self._upload_state,
+                progress=lambda done, _total: on_progress(done),
+            )
+        except ResumableUploadsUnsupported:
+            raise
+        except ResumableUploadError as exc:
+            raise self._resumable_error(exc) from None
+        except httpx.TransportError as exc:
+            raise ClientError(self._transport_message(exc)) from None
+        return RemoteFile.parse(file), resumed
+
+    def _resumable_error(self, exc: ResumableUploadError) -> ClientError:
+        hint = ""
+        if exc.resumable and self._upload_state is not None:
+            hint = "; run the same command again to resume"
+        if exc.response is not None:
+            error = self._api_error(exc.response, authenticated=True)
+            return ApiError(f"{error}{hint}", status=error.status, code=error.code)
+        cause = exc.__cause__
+        if isinstance(cause, httpx.TransportError):
+            return ClientError(self._transport_message(cause) + hint)
+        return ClientError(f"{exc}{hint}")
 
     async def _upload_raw(
         self, source: BinaryIO, *, name: str, size: int, on_progress: OnProgress
@@ -272,17 +335,13 @@ class Api:
                 on_progress(sent)
                 yield chunk
 
-        guessed, _ = mimetypes.guess_type(name, strict=False)
-        # The server reads a multipart type as a form upload, whatever the name says.
-        if guessed is None or guessed.startswith("multipart/"):
-            guessed = "application/octet-stream"
         response = await self._request(
             "POST",
             "/api/v1/files",
             params={"name": name},
             content=body(),
             # A declared length lets the server refuse a file over its limit at once.
-            headers={"Content-Length": str(size), "Content-Type": guessed},
+            headers={"Content-Length": str(size), "Content-Type": _content_type(name)},
         )
         return RemoteFile.parse(self._json(response))
 
@@ -410,6 +469,14 @@ class Api:
         except ValueError:
             raise ClientError(f"unexpected answer from {self.server}: not JSON") from None
         return body
+
+
+def _content_type(name: str) -> str:
+    guessed, _ = mimetypes.guess_type(name, strict=False)
+    # The server reads a multipart type as a form upload, whatever the name says.
+    if guessed is None or guessed.startswith("multipart/"):
+        return "application/octet-stream"
+    return guessed
 
 
 def _hash_partial(part: Path, size: int) -> tuple[int, hashlib._Hash]:

@@ -3,6 +3,9 @@
 The file holds the current server and one token per server, and is written with
 mode 0600 (its directory 0700): a token is as good as the password for its lifetime.
 `SEAU_SERVER` and `SEAU_TOKEN` override the file, for scripts and CI.
+
+Resumable uploads in progress are remembered in `$XDG_CACHE_HOME/seau/uploads.json`
+(same modes): losing it costs a restart from zero, never data.
 """
 
 from __future__ import annotations
@@ -44,10 +47,18 @@ class Connection:
 
 
 def config_path() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME", "")
+    return _xdg("XDG_CONFIG_HOME", ".config") / "seau" / "config.json"
+
+
+def upload_state_path() -> Path:
+    """Where `seau upload` remembers its unfinished resumable uploads."""
+    return _xdg("XDG_CACHE_HOME", ".cache") / "seau" / "uploads.json"
+
+
+def _xdg(variable: str, default: str) -> Path:
+    base = os.environ.get(variable, "")
     # The XDG spec says a relative value is invalid and must be ignored.
-    root = Path(base) if os.path.isabs(base) else Path.home() / ".config"
-    return root / "seau" / "config.json"
+    return Path(base) if os.path.isabs(base) else Path.home() / default
 
 
 def normalize_server(url: str) -> str:
@@ -95,25 +106,30 @@ def write_config(stored: Stored, path: Path | None = None) -> Path:
     path = path or config_path()
     body = json.dumps({"server": stored.server, "tokens": stored.tokens}, indent=2) + "\n"
     try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with contextlib.suppress(FileNotFoundError):
-            temporary.unlink()
-        # O_EXCL: a file left there by someone else could carry a wider mode.
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(body)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                temporary.unlink()
-            raise
+        write_private(path, body)
     except OSError as exc:
         raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
     return path
+
+
+def write_private(path: Path, text: str) -> None:
+    """Replace ``path`` atomically with ``text``, mode 0600 (its directory 0700 if new)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with contextlib.suppress(FileNotFoundError):
+        temporary.unlink()
+    # O_EXCL: a file left there by someone else could carry a wider mode.
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise
 
 
 def current(stored: Stored | None = None) -> Connection:
