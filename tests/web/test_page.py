@@ -7,13 +7,16 @@ where they can, so the tests also hold the page to its labels.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -23,6 +26,8 @@ from playwright.sync_api import (
     Locator,
     Page,
     Playwright,
+    Request,
+    Route,
     expect,
     sync_playwright,
 )
@@ -33,6 +38,10 @@ from tests.web.browser import CHROMIUM, launch
 
 MiB = 1024 * 1024
 LIMIT = 16 * MiB
+# app.js: files from RESUMABLE_FROM_BYTES on go with tus, in RESUMABLE_CHUNK_BYTES PATCHes.
+CHUNK = 8 * MiB
+TUS_JS = Path(__file__).parents[1] / "uploads" / "js"
+STATIC = Path(__file__).parents[2] / "src" / "seau" / "web" / "static"
 PASSWORD = "correct horse battery"
 EXPIRED = "Your session has expired. Please sign in again."
 
@@ -193,7 +202,12 @@ def test_page_and_assets_are_served_with_a_strict_content_security_policy(
     assert page.headers["x-content-type-options"] == "nosniff"
 
     assets = re.findall(r'(?:src|href)="(/static/[^"]+)"', page.text)
-    assert sorted(assets) == ["/static/app.css", "/static/app.js", "/static/favicon.svg"]
+    assert sorted(assets) == [
+        "/static/app.css",
+        "/static/app.js",
+        "/static/favicon.svg",
+        "/static/tus.min.js",
+    ]
     types = {".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml"}
     for path in assets:
         asset = httpx.get(f"{server.url}{path}")
@@ -202,10 +216,28 @@ def test_page_and_assets_are_served_with_a_strict_content_security_policy(
         again = httpx.get(f"{server.url}{path}", headers={"If-None-Match": asset.headers["etag"]})
         assert again.status_code == 304
 
+    notice = httpx.get(f"{server.url}/static/tus.min.js.LICENSE.txt")
+    assert notice.status_code == 200
+    assert notice.headers["content-type"] == "text/plain; charset=utf-8"
+    assert "Copyright (c) 2015 tus - Resumable File Uploads" in notice.text
+
     for path in ("/static/routes.py", "/static/index.html", "/static/..%2Froutes.py"):
         missing = httpx.get(f"{server.url}{path}")
         assert missing.status_code == 404, path
         assert missing.headers["content-type"].startswith("application/problem+json")
+
+
+def test_the_shipped_tus_client_is_the_pinned_one_with_its_licences() -> None:
+    lock = json.loads((TUS_JS / "package-lock.json").read_text())
+    pinned = lock["packages"]["node_modules/tus-js-client"]["version"]
+    notice = (STATIC / "tus.min.js.LICENSE.txt").read_text()
+    assert f"tus-js-client {pinned} (MIT)" in notice
+    installed = TUS_JS / "node_modules" / "tus-js-client"
+    if not installed.is_dir():
+        unavailable(f"{installed} is missing: npm ci --prefix {TUS_JS}")
+    assert json.loads((installed / "package.json").read_text())["version"] == pinned
+    shipped = (STATIC / "tus.min.js").read_bytes()
+    assert shipped == (installed / "dist" / "tus.min.js").read_bytes()
 
 
 def test_sign_up_upload_two_files_download_rename_and_delete(
@@ -274,8 +306,9 @@ def test_a_file_over_the_size_limit_fails_on_its_own_row(
     page.locator("#file-input").set_input_files([too_big, fine])
 
     failed = upload_row(page, "too-big.iso")
+    # Over 8 MiB it goes with tus: the server refuses its Upload-Length at creation.
     expect(failed.get_by_role("alert")).to_have_text(
-        "File too large: the file exceeds the limit of 16 MiB"
+        "File too large: the upload exceeds the limit of 16 MiB"
     )
     expect(failed).to_have_attribute("data-state", "failed")
     expect_uploaded(page, "fine.txt")
@@ -304,7 +337,243 @@ def test_a_network_failure_shows_on_its_upload_and_retry_completes_it(
     expect(file_row(page, "report.pdf")).to_contain_text("application/pdf")
 
 
+@dataclass(frozen=True)
+class Sent:
+    """One upload request as the browser sent it."""
+
+    method: str
+    path: str
+    name: str | None  # ?name= of a plain POST
+    offset: int | None  # Upload-Offset of a tus request
+
+
+def record_uploads(page: Page) -> list[Sent]:
+    sent: list[Sent] = []
+
+    def record(request: Request) -> None:
+        url = urlsplit(request.url)
+        if url.path.startswith("/api/v1/uploads") or (
+            url.path == "/api/v1/files" and request.method == "POST"
+        ):
+            offset = request.headers.get("upload-offset")
+            sent.append(
+                Sent(
+                    method=request.method,
+                    path=url.path,
+                    name=parse_qs(url.query).get("name", [None])[0],
+                    offset=None if offset is None else int(offset),
+                )
+            )
+
+    page.on("request", record)
+    return sent
+
+
+def tus_requests(sent: list[Sent]) -> list[tuple[str, int | None]]:
+    return [(s.method, s.offset) for s in sent if s.path.startswith("/api/v1/uploads")]
+
+
+def on_second_patch(page: Page, act: Callable[[Route], None]) -> None:
+    """Lets every tus request through except the second PATCH, which `act` handles."""
+    patches = 0
+
+    def handle(route: Route) -> None:
+        nonlocal patches
+        if route.request.method == "PATCH":
+            patches += 1
+            if patches == 2:
+                act(route)
+                return
+        route.continue_()
+
+    page.route("**/api/v1/uploads/*", handle)
+
+
+def at_offset(offset: int) -> Callable[[Request], bool]:
+    """A PATCH sending bytes from `offset` on."""
+    return lambda r: r.method == "PATCH" and r.headers.get("upload-offset") == str(offset)
+
+
+def stored_resumable_uploads(page: Page) -> list[str]:
+    keys: list[str] = page.evaluate(
+        "Object.keys(localStorage).filter((key) => key.startsWith('tus::'))"
+    )
+    return keys
+
+
+def expect_downloads_as(page: Page, path: Path) -> None:
+    with page.expect_download() as info:
+        page.get_by_role("button", name=f"Download {path.name}").click()
+    assert Path(info.value.path()).read_bytes() == path.read_bytes()
+
+
+def test_a_large_file_goes_up_with_tus_and_a_small_one_in_one_post(
+    page: Page, server: Server, tmp_path: Path
+) -> None:
+    sign_up(page, new_email())
+    sent = record_uploads(page)
+    large = tmp_path / "holiday.mp4"
+    large.write_bytes(os.urandom(CHUNK + 4 * MiB + 7))
+    small = tmp_path / "small.txt"
+    small.write_bytes(b"a few bytes\n")
+    page.evaluate(WATCH_PROGRESS)
+    page.locator("#file-input").set_input_files([large, small])
+
+    expect_uploaded(page, "holiday.mp4")
+    expect_uploaded(page, "small.txt")
+    seen = page.evaluate("window.progressSeen")["holiday.mp4"]
+    assert seen == sorted(seen)
+    assert tus_requests(sent) == [("POST", None), ("PATCH", 0), ("PATCH", CHUNK)]
+    assert [s.name for s in sent if s.path == "/api/v1/files"] == ["small.txt"]
+    # The finished upload is the file, with the upload's id.
+    upload_ids = {s.path.rsplit("/", 1)[1] for s in sent if s.method == "PATCH"}
+    assert len(upload_ids) == 1
+    (upload_id,) = upload_ids
+    expect(file_row(page, "holiday.mp4")).to_have_attribute("data-id", upload_id)
+    expect(file_row(page, "holiday.mp4")).to_contain_text("video/mp4")
+    assert names_on_server(server, token_of(page)) == ["holiday.mp4", "small.txt"]
+    expect_downloads_as(page, large)
+    # Done: nothing is left to resume.
+    assert stored_resumable_uploads(page) == []
+
+
+def test_a_dropped_chunk_is_resent_from_the_servers_offset(page: Page, tmp_path: Path) -> None:
+    sign_up(page, new_email())
+    sent = record_uploads(page)
+    on_second_patch(page, lambda route: route.abort("connectionreset"))
+    path = tmp_path / "disk.img"
+    path.write_bytes(os.urandom(CHUNK + 3 * MiB + 1))
+    page.locator("#file-input").set_input_files(path)
+
+    expect_uploaded(page, "disk.img")
+    # Not started over: tus-js-client asks where the server stands, then sends the rest.
+    assert tus_requests(sent) == [
+        ("POST", None),
+        ("PATCH", 0),
+        ("PATCH", CHUNK),
+        ("HEAD", None),
+        ("PATCH", CHUNK),
+    ]
+    expect(upload_row(page, "disk.img").locator(".upload-error")).to_have_text("")
+    expect_downloads_as(page, path)
+
+
+def test_an_upload_waits_while_offline_and_continues_when_back_online(
+    page: Page, tmp_path: Path
+) -> None:
+    sign_up(page, new_email())
+    sent = record_uploads(page)
+
+    def cut_the_network(route: Route) -> None:
+        page.context.set_offline(True)
+        route.abort("internetdisconnected")
+
+    on_second_patch(page, cut_the_network)
+    path = tmp_path / "backup.tar"
+    path.write_bytes(os.urandom(CHUNK + 2 * MiB))
+    page.locator("#file-input").set_input_files(path)
+
+    row = upload_row(page, "backup.tar")
+    expect(row).to_contain_text("waiting for the network")
+    expect(row).to_have_attribute("data-state", "uploading")
+    page.wait_for_timeout(1500)  # longer than tus-js-client's first retry delays
+    assert tus_requests(sent) == [("POST", None), ("PATCH", 0), ("PATCH", CHUNK)]
+    page.context.set_offline(False)
+
+    expect_uploaded(page, "backup.tar")
+    assert tus_requests(sent)[3:] == [("HEAD", None), ("PATCH", CHUNK)]
+    expect_downloads_as(page, path)
+
+
+def test_picking_the_same_file_after_a_reload_continues_its_upload(
+    page: Page, tmp_path: Path
+) -> None:
+    sign_up(page, new_email())
+    sent = record_uploads(page)
+    held: list[Route] = []
+    on_second_patch(page, held.append)  # never answered: the reload cuts it
+    path = tmp_path / "archive.zip"
+    path.write_bytes(os.urandom(CHUNK + MiB))
+    with page.expect_request(at_offset(CHUNK)):
+        page.locator("#file-input").set_input_files(path)
+    assert len(stored_resumable_uploads(page)) == 1
+
+    page.reload()
+    expect(page.locator("#account-email")).to_be_visible()  # sessionStorage kept the session
+    sent.clear()
+    page.locator("#file-input").set_input_files(path)
+    expect_uploaded(page, "archive.zip")
+    assert tus_requests(sent) == [("HEAD", None), ("PATCH", CHUNK)]
+    assert stored_resumable_uploads(page) == []
+    expect(page.locator("#file-rows > tr")).to_have_count(1)
+    expect_downloads_as(page, path)
+
+
+def test_cancelling_a_resumable_upload_terminates_it_on_the_server(
+    page: Page, server: Server, tmp_path: Path
+) -> None:
+    sign_up(page, new_email())
+    sent = record_uploads(page)
+    held: list[Route] = []
+    on_second_patch(page, held.append)
+    path = tmp_path / "movie.mkv"
+    path.write_bytes(os.urandom(CHUNK + MiB))
+    with page.expect_request(at_offset(CHUNK)):
+        page.locator("#file-input").set_input_files(path)
+
+    with page.expect_response(lambda r: r.request.method == "DELETE") as answer:
+        page.get_by_role("button", name="Cancel upload of movie.mkv").click()
+    assert answer.value.status == 204
+    expect(upload_row(page, "movie.mkv")).to_have_attribute("data-state", "cancelled")
+    upload_path = answer.value.request.url
+    assert [s.method for s in sent if s.method == "DELETE"] == ["DELETE"]
+    gone = httpx.head(
+        upload_path,
+        headers={"Authorization": f"Bearer {token_of(page)}", "Tus-Resumable": "1.0.0"},
+    )
+    assert gone.status_code == 404
+    assert stored_resumable_uploads(page) == []
+    assert names_on_server(server, token_of(page)) == []
+
+
+def test_signing_out_terminates_resumable_uploads_and_forgets_them(
+    page: Page, tmp_path: Path
+) -> None:
+    sign_up(page, new_email())
+    token = token_of(page)
+    held: list[Route] = []
+    page.route(
+        "**/api/v1/uploads/*",
+        lambda route: held.append(route) if at_offset(CHUNK)(route.request) else route.continue_(),
+    )
+    interrupted = tmp_path / "taxes.pdf"
+    interrupted.write_bytes(os.urandom(CHUNK + MiB))
+    with page.expect_request(at_offset(CHUNK)):
+        page.locator("#file-input").set_input_files(interrupted)
+    page.reload()  # taxes.pdf stays resumable
+    expect(page.locator("#account-email")).to_be_visible()
+    running = tmp_path / "medical.pdf"
+    running.write_bytes(os.urandom(CHUNK + MiB))
+    with page.expect_request(at_offset(CHUNK)):
+        page.locator("#file-input").set_input_files(running)
+    assert len(stored_resumable_uploads(page)) == 2
+
+    with page.expect_response(lambda r: r.request.method == "DELETE") as answer:
+        page.get_by_role("button", name="Sign out").click()
+    assert answer.value.status == 204
+    gone = httpx.head(
+        answer.value.url, headers={"Authorization": f"Bearer {token}", "Tus-Resumable": "1.0.0"}
+    )
+    assert gone.status_code == 404
+    # The interrupted one is not terminated (no token any more) but no longer named here.
+    assert stored_resumable_uploads(page) == []
+
+
 def test_the_drop_zone_works_from_the_keyboard_and_by_dropping(page: Page, tmp_path: Path) -> None:
+    # Subscribing makes Playwright intercept file choosers, without waiting for Chromium
+    # to confirm; done only at expect_file_chooser, a loaded machine could press Enter
+    # first, and the chooser would open unseen (puppeteer/puppeteer#6040).
+    page.on("filechooser", lambda _: None)
     sign_up(page, new_email())
     zone = page.get_by_role("button", name="Drop files here or choose files")
     zone.focus()

@@ -10,6 +10,14 @@ const PARALLEL_UPLOADS = 3;
 const SEARCH_DELAY_MS = 250;
 const EXPIRED_MESSAGE = "Your session has expired. Please sign in again.";
 const NETWORK_MESSAGE = "Network error: the server could not be reached.";
+const MiB = 1024 * 1024;
+// From this size on a file goes up with tus (/api/v1/uploads), which survives a dropped
+// connection and a page reload; below it, one plain POST is quicker and costs little to
+// repeat.
+const RESUMABLE_FROM_BYTES = 8 * MiB;
+// One PATCH per chunk: what a failure in the middle of a request can cost at most.
+const RESUMABLE_CHUNK_BYTES = 8 * MiB;
+const RESUMABLE_RETRY_DELAYS_MS = [0, 1000, 3000, 5000, 10000];
 
 const $ = (id) => document.getElementById(id);
 
@@ -129,11 +137,20 @@ async function api(path, { method = "GET", json, form, auth = true } = {}) {
   throw error;
 }
 
-// The one upload transport. Everything about how bytes reach the server lives here, so
-// that a resumable protocol (tus) can take over large files without touching the UI.
+// The one upload transport: everything about how bytes reach the server lives here.
+// Large files go with tus (resumable); the rest as one raw POST. Resolves when the file
+// is stored; rejects with an ApiError, or an AbortError after abort().
+function sendFile(file, { token, onProgress, onWaiting = () => {} }) {
+  // Without the tus script (blocked, or failed to load) every file takes the plain way.
+  if (file.size >= RESUMABLE_FROM_BYTES && globalThis.tus?.isSupported) {
+    return sendResumable(file, { token, onProgress, onWaiting });
+  }
+  return sendWhole(file, { token, onProgress });
+}
+
 // Raw body with ?name=: one file per request (one progress bar each), and the server
 // refuses an oversized file from its Content-Length before any byte is stored.
-function sendFile(file, { token, onProgress }) {
+function sendWhole(file, { token, onProgress }) {
   const xhr = new XMLHttpRequest();
   const promise = new Promise((resolve, reject) => {
     xhr.open("POST", `${API}/files?name=${encodeURIComponent(file.name)}`);
@@ -161,6 +178,102 @@ function sendFile(file, { token, onProgress }) {
     xhr.send(file);
   });
   return { promise, abort: () => xhr.abort() };
+}
+
+// Upload URLs this page is writing to: the same file picked twice must make two uploads,
+// not have the second resume (and fight over) the first one's.
+const resumableInUse = new Set();
+
+// tus with tus-js-client. Each upload's URL is kept in localStorage under the file's
+// name, type, size and date until it completes, so the same file picked again (after a
+// reload, a failure, a new sign-in) continues where the server stands instead of
+// starting over. A dropped request is retried from the server's offset (HEAD, then
+// PATCH); while the browser says it is offline, the upload waits for the network.
+function sendResumable(file, { token, onProgress, onWaiting }) {
+  let upload = null;
+  let finished = false;
+  let fail = () => {};
+  const resume = () => {
+    onWaiting(false);
+    if (!finished) upload.start();
+  };
+  const finish = () => {
+    finished = true;
+    window.removeEventListener("online", resume);
+    resumableInUse.delete(upload.url);
+  };
+  const promise = new Promise((resolve, reject) => {
+    fail = reject;
+    const metadata = { filename: file.name };
+    if (file.type) metadata.filetype = file.type;
+    upload = new tus.Upload(file, {
+      endpoint: new URL(`${API}/uploads`, location.href).href,
+      headers: { Authorization: `Bearer ${token}` },
+      metadata,
+      chunkSize: RESUMABLE_CHUNK_BYTES,
+      retryDelays: RESUMABLE_RETRY_DELAYS_MS,
+      storeFingerprintForResuming: true,
+      removeFingerprintOnSuccess: true,
+      onUploadUrlAvailable: () => resumableInUse.add(upload.url),
+      onProgress: (sent, total) => onProgress(sent, total),
+      onSuccess: () => {
+        finish();
+        resolve(null);
+      },
+      onError: (error) => {
+        const failure = tusFailure(error);
+        // tus-js-client does not retry while offline: wait for the network instead of
+        // failing, then continue from wherever the server got to.
+        if (failure.code === "network_error" && navigator.onLine === false && !finished) {
+          onWaiting(true);
+          window.addEventListener("online", resume, { once: true });
+          return;
+        }
+        finish();
+        reject(failure);
+      },
+    });
+    upload
+      .findPreviousUploads()
+      .then((previous) => {
+        const newest = previous
+          .filter((earlier) => !resumableInUse.has(earlier.uploadUrl))
+          .sort((a, b) => (Date.parse(b.creationTime) || 0) - (Date.parse(a.creationTime) || 0))[0];
+        if (newest) upload.resumeFromPreviousUpload(newest);
+      })
+      .catch(() => {
+        // Storage unreadable: upload from the start.
+      })
+      .finally(() => {
+        if (!finished) upload.start();
+      });
+  });
+  const abort = () => {
+    if (finished) return;
+    finish();
+    // Terminate: the server drops the bytes now rather than when the upload expires,
+    // and tus-js-client forgets the URL.
+    upload.abort(true).catch(() => {});
+    fail(new DOMException("Upload cancelled", "AbortError"));
+  };
+  return { promise, abort };
+}
+
+// On signing out (not on expiry, after which signing in again may resume): the entries
+// name the files, and the next person at this browser need not see them.
+function forgetResumableUploads() {
+  for (const key of Object.keys(localStorage)) {
+    if (key.startsWith("tus::")) localStorage.removeItem(key);
+  }
+}
+
+// A tus-js-client error as the ApiError the rest of the page knows.
+function tusFailure(error) {
+  const response = error?.originalResponse;
+  const status = response ? response.getStatus() : 0;
+  if (status) return problemFrom(status, response.getBody() ?? "");
+  if (error?.originalRequest) return networkError();
+  return new ApiError({ status: 0, detail: String(error?.message ?? error) });
 }
 
 // ---------------------------------------------------------------- session
@@ -373,9 +486,10 @@ function renderUpload(upload) {
   const percent = upload.state === "done" ? 100 : file.size ? Math.floor((upload.loaded / file.size) * 100) : 0;
   progress.value = percent;
   const size = formatSize(file.size);
+  const progressText = upload.waiting ? "waiting for the network" : `${percent} %`;
   status.textContent = {
     queued: `${size} · waiting`,
-    uploading: `${formatSize(upload.loaded)} of ${size} · ${percent} %`,
+    uploading: `${formatSize(upload.loaded)} of ${size} · ${progressText}`,
     done: `${size} · uploaded`,
     failed: `${size} · failed`,
     cancelled: `${size} · cancelled`,
@@ -422,6 +536,10 @@ async function startUpload(upload) {
       upload.loaded = Math.min(loaded, upload.file.size);
       renderUpload(upload);
     },
+    onWaiting: (waiting) => {
+      upload.waiting = waiting;
+      renderUpload(upload);
+    },
   });
   try {
     await upload.transfer.promise;
@@ -441,6 +559,7 @@ async function startUpload(upload) {
     }
   } finally {
     upload.transfer = null;
+    upload.waiting = false;
   }
   renderUpload(upload);
   pumpUploads();
@@ -866,6 +985,7 @@ function setup() {
   $("show-signin").addEventListener("click", () => switchAuthMode("signin"));
   $("sign-out").addEventListener("click", () => {
     endSession();
+    forgetResumableUploads();
     showAuth({ notice: "You have signed out." });
   });
 
