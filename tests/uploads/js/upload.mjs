@@ -36,7 +36,12 @@ const upload = new Upload(source, {
     say({ event: 'error', message: String(error) })
     process.exit(1)
   },
-  onSuccess: () => say({ event: 'success', url: upload.url }),
+  // Exit at once: a keep-alive socket left from a request the crashed server never
+  // answered can keep Node's event loop alive after the upload has succeeded.
+  onSuccess: () =>
+    process.stdout.write(`${JSON.stringify({ event: 'success', url: upload.url })}\n`, () =>
+      process.exit(0),
+    ),
 })
 
 const previous = await upload.findPreviousUploads()
