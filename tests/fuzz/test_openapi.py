@@ -20,6 +20,7 @@ from schemathesis.checks import positive_data_acceptance
 
 from seau.app import create_app
 from seau.settings import Settings
+from tests.support.moto import make_bucket
 from tests.support.server import Server, seau_server
 
 
@@ -52,8 +53,10 @@ def _upload(server: Server, token: str) -> str:
     return file_id
 
 
-@pytest.fixture(scope="module")
-def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzed]:
+@pytest.fixture(scope="module", params=["local", pytest.param("s3", marks=pytest.mark.s3)])
+def fuzzed(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Fuzzed]:
     tmp: Path = tmp_path_factory.mktemp("fuzz")
     env = {
         "SEAU_DATA_DIR": str(tmp / "data"),
@@ -61,6 +64,16 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzed]:
         "SEAU_MAX_FILES_PER_REQUEST": "10",
         "SEAU_LOG_LEVEL": "warning",
     }
+    if request.param == "s3":
+        endpoint = request.getfixturevalue("s3_server").endpoint_url
+        env |= {
+            "SEAU_STORAGE_URL": f"s3://{make_bucket(endpoint)}",
+            "SEAU_S3_PATH_STYLE": "true",
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_REGION": "us-east-1",
+        }
     with seau_server(env, cwd=tmp) as server, httpx.Client(base_url=server.url) as client:
         # Logging out revokes every token of its user: it gets a user of its own, so the
         # other operations keep a valid token.

@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from tests.hostile.rawhttp import RawResponse, build, exchange
+from tests.support.moto import bucket_keys, make_bucket, pending_multipart_uploads
 from tests.support.server import Server, seau_server
 
 MiB = 1024 * 1024
@@ -69,6 +70,9 @@ class Target:
     namer: User  # uploads names that are accepted after cleaning, then deletes them
     owned_id: str
     baseline_rss: int = 0
+    # On S3: where the bucket is (the local store is read from data_dir).
+    s3_endpoint: str | None = None
+    bucket: str | None = None
 
     # -- requests ------------------------------------------------------------
 
@@ -86,7 +90,10 @@ class Target:
         root = self.data_dir / "objects"
         objects: set[str] = set()
         temporary: set[str] = set()
-        if root.exists():
+        if self.s3_endpoint is not None and self.bucket is not None:
+            objects.update(bucket_keys(self.s3_endpoint, self.bucket))
+            temporary.update(pending_multipart_uploads(self.s3_endpoint, self.bucket))
+        elif root.exists():
             for path in root.rglob("*"):
                 if path.is_file():
                     relative = path.relative_to(root).as_posix()
@@ -185,8 +192,10 @@ def _sign_up(client: httpx.Client, label: str) -> User:
     return User(email=email, token=token.json()["access_token"], id=created.json()["id"])
 
 
-@pytest.fixture(scope="module")
-def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
+@pytest.fixture(scope="module", params=["local", pytest.param("s3", marks=pytest.mark.s3)])
+def target(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Target]:
     tmp = tmp_path_factory.mktemp("hostile")
     env = {
         "SEAU_DATA_DIR": str(tmp / "data"),
@@ -195,6 +204,18 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
         "SEAU_MAX_FILES_PER_REQUEST": str(MAX_FILES),
         "SEAU_LOG_LEVEL": "warning",
     }
+    endpoint = bucket = None
+    if request.param == "s3":
+        endpoint = request.getfixturevalue("s3_server").endpoint_url
+        bucket = make_bucket(endpoint)
+        env |= {
+            "SEAU_STORAGE_URL": f"s3://{bucket}",
+            "SEAU_S3_PATH_STYLE": "true",
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_REGION": "us-east-1",
+        }
     with seau_server(env, cwd=tmp) as server:
         with httpx.Client(base_url=server.url, timeout=10) as client:
             victim, owner, namer = (_sign_up(client, n) for n in ("victim", "owner", "namer"))
@@ -213,6 +234,8 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
             owner=owner,
             namer=namer,
             owned_id=owned.json()["id"],
+            s3_endpoint=endpoint,
+            bucket=bucket,
         )
         _warm_up(found)
         found.baseline_rss = found.rss()
