@@ -75,33 +75,16 @@ class LocalFileStore:
         """Write ``data`` durably under ``key``. ``content_type`` is not stored on disk."""
         _validate(key)
         temp = await _run_owning(_TempFile.create, _TempFile.discard, self._temp_dir)
-        iterator = aiter(data)
-        source_failed = False
+        copy = BufferedCopy(data)
         try:
-            buffer = bytearray()
-            while True:
-                try:
-                    chunk = await anext(iterator)
-                except StopAsyncIteration:
-                    break
-                except BaseException:
-                    source_failed = True
-                    raise
-                buffer += chunk
-                if len(buffer) >= self._write_buffer_size:
-                    # Hand the buffer to the thread and start a fresh one: no copy.
-                    await _run(temp.write, buffer)
-                    buffer = bytearray()
-            if buffer:
-                await _run(temp.write, buffer)
+            await copy.into(temp.write, buffer_size=self._write_buffer_size)
             return await _run(self._commit, temp, key)
         except BaseException:
             # Shielded so a second cancellation cannot leave the temp file behind;
             # a failing cleanup must not hide the error that caused it.
             with contextlib.suppress(OSError):
                 await asyncio.shield(asyncio.to_thread(temp.discard))
-            if not source_failed:
-                await close_source(iterator)
+            await copy.close_after_failure()
             raise
 
     def _commit(self, temp: _TempFile, key: str) -> ObjectInfo:
@@ -244,6 +227,41 @@ class LocalFileStore:
         if path.relative_to(root).parts[0] == TEMP_DIR_NAME:
             raise InvalidKey(f"key resolves into the temp directory: {key!r}")
         return path
+
+
+class BufferedCopy:
+    """Copies an async byte source to a blocking writer in large batches.
+
+    Chunks are gathered into ``buffer_size`` buffers, each written from a worker
+    thread so the event loop never blocks on the disk. Whether a failure came
+    from the source is remembered: a source that failed is not closed again.
+    """
+
+    def __init__(self, data: AsyncIterable[bytes]) -> None:
+        self._iterator = aiter(data)
+        self._source_failed = False
+
+    async def into(self, write: Callable[[bytearray], object], *, buffer_size: int) -> None:
+        buffer = bytearray()
+        while True:
+            try:
+                chunk = await anext(self._iterator)
+            except StopAsyncIteration:
+                break
+            except BaseException:
+                self._source_failed = True
+                raise
+            buffer += chunk
+            if len(buffer) >= buffer_size:
+                # Hand the buffer to the thread and start a fresh one: no copy.
+                await _run(write, buffer)
+                buffer = bytearray()
+        if buffer:
+            await _run(write, buffer)
+
+    async def close_after_failure(self) -> None:
+        if not self._source_failed:
+            await close_source(self._iterator)
 
 
 def _validate(key: str) -> None:

@@ -31,11 +31,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from seau.storage._sources import close_source
 from seau.storage.errors import StorageError, StorageUnavailable
 from seau.storage.keys import validate_key
 from seau.storage.local import (
     TEMP_DIR_NAME,
+    BufferedCopy,
     LocalFileStore,
     _fsync_directory,
     _make_parents,
@@ -194,30 +194,14 @@ class LocalUploadStaging:
     async def append(self, staged: Staged, data: AsyncIterable[bytes]) -> Staged:
         path = self._path(staged.name)
         appender = await _run_owning(_Appender.open, _Appender.close, path, staged.size)
-        iterator = aiter(data)
-        source_failed = False
+        copy = BufferedCopy(data)
         try:
-            buffer = bytearray()
-            while True:
-                try:
-                    chunk = await anext(iterator)
-                except StopAsyncIteration:
-                    break
-                except BaseException:
-                    source_failed = True
-                    raise
-                buffer += chunk
-                if len(buffer) >= self._write_buffer_size:
-                    await _run(appender.write, buffer)
-                    buffer = bytearray()
-            if buffer:
-                await _run(appender.write, buffer)
+            await copy.into(appender.write, buffer_size=self._write_buffer_size)
             size = await _run(appender.sync)
         except BaseException:
             with contextlib.suppress(OSError, StorageError):
                 await asyncio.shield(_run(appender.truncate, staged.size))
-            if not source_failed:
-                await close_source(iterator)
+            await copy.close_after_failure()
             raise
         finally:
             await asyncio.shield(_run(appender.close))
