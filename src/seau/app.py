@@ -18,7 +18,6 @@ from seau.auth.service import AuthService
 from seau.auth.throttle import SignInGuard
 from seau.auth.tokens import TokenSigner
 from seau.db.engine import create_engine, create_sessionmaker
-from seau.db.migrate import upgrade
 from seau.deps import AppState
 from seau.files.routes import router as files_router
 from seau.files.service import FileService
@@ -127,6 +126,10 @@ def create_app(settings: Settings) -> FastAPI:
         uploads: UploadService | None = None
         try:
             if settings.auto_migrate:
+                # Imported here: Alembic (and Mako) cost ~10 MiB that a server
+                # whose migrations ran before it started (`seau serve`) never needs.
+                from seau.db.migrate import upgrade
+
                 await upgrade(engine)
             sessions = create_sessionmaker(engine)
             uploads = upload_service(settings, sessions=sessions, store=store)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 import sys
 from collections.abc import Awaitable
 from typing import Annotated, Literal, TypeVar
@@ -78,35 +77,17 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
 ) -> None:
     """Run the HTTP server (configuration from SEAU_* variables)."""
-    import uvicorn
-
-    from seau.observability import logging_config
-    from seau.preflight import PreflightError, preflight
-    from seau.server_protocol import BoundedHttpToolsProtocol
+    from seau.cli.serve import exec_server
+    from seau.preflight import PreflightError, migrate, preflight
 
     settings = settings_or_exit()
     try:
         run(preflight(settings))
+        if settings.auto_migrate:
+            run(migrate(settings))
     except PreflightError as exc:
         raise fail(str(exc)) from None
-    # uvicorn handles SIGTERM/SIGINT itself (stop accepting, finish in-flight
-    # requests), then re-raises the signal to the handler that was there before
-    # it. A no-op one makes a completed graceful shutdown exit with status 0.
-    signal.signal(signal.SIGTERM, lambda *_: None)
-    uvicorn.run(
-        "seau.app:app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=settings.log_level,
-        log_config=logging_config(settings.log_level),
-        proxy_headers=False,
-        server_header=False,
-        http=BoundedHttpToolsProtocol,
-        # On SIGTERM uvicorn stops accepting, then lets in-flight requests finish.
-        timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
-    )
+    exec_server(host=host, port=port, workers=workers)
 
 
 @db_app.command("upgrade")

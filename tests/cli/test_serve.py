@@ -1,0 +1,158 @@
+"""`seau serve` does its start-up work, then serves from a process without it."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from tests.support.server import SEAU, free_port, seau_server, server_env
+
+# Loaded by every Python process that gets this directory on PYTHONPATH: it
+# writes the interpreter's command line and its modules to $SEAU_TEST_MODULES,
+# again and again, so the last write is the serving process's.
+SITECUSTOMIZE = """
+import json, os, sys, threading, time
+
+def _dump():
+    target = os.environ["SEAU_TEST_MODULES"]
+    while True:
+        state = {"pid": os.getpid(), "argv": sys.orig_argv, "modules": sorted(sys.modules)}
+        with open(target + ".new", "w") as out:
+            json.dump(state, out)
+        os.replace(target + ".new", target)
+        time.sleep(0.1)
+
+threading.Thread(target=_dump, daemon=True).start()
+"""
+
+START_UP_ONLY = ("alembic", "mako")
+CLI_ONLY = ("typer", "rich", "pygments", "httpx", "seau.cli.main", "seau.cli.client")
+
+
+def tables(database: Path) -> set[str]:
+    with sqlite3.connect(database) as connection:
+        rows = connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        return {row[0] for row in rows}
+
+
+def sign_up(url: str) -> int:
+    return httpx.post(
+        f"{url}/api/v1/users",
+        json={"email": "someone@example.com", "password": "a long enough password"},
+        timeout=30,
+    ).status_code
+
+
+def serving_modules(report: Path, pid: int) -> tuple[list[str], list[str]]:
+    """The command line and modules of process ``pid`` once the app is loaded."""
+    deadline = time.monotonic() + 30
+    while True:
+        state = json.loads(report.read_text()) if report.exists() else {}
+        if state.get("pid") == pid and "seau.app" in state["modules"]:
+            return list(state["argv"]), list(state["modules"])
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no module report from the serving process: {state}")
+        time.sleep(0.1)
+
+
+def test_the_serving_process_holds_no_start_up_or_cli_modules(tmp_path: Path) -> None:
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    report = tmp_path / "modules.json"
+    env = {
+        "SEAU_DATA_DIR": str(tmp_path / "data"),
+        "PYTHONPATH": os.pathsep.join([str(hook), os.environ.get("PYTHONPATH", "")]),
+        "SEAU_TEST_MODULES": str(report),
+    }
+    with seau_server(env, cwd=tmp_path) as server:
+        assert sign_up(server.url) == 201
+        argv, modules = serving_modules(report, server.pid)
+    # The same process (a supervisor keeps its PID), now running the serving module.
+    assert argv[1:3] == ["-m", "seau.cli.serve"], argv
+    loaded = [
+        name
+        for name in modules
+        if any(name == bad or name.startswith(bad + ".") for bad in START_UP_ONLY + CLI_ONLY)
+    ]
+    assert loaded == []
+
+
+def test_serve_migrates_a_new_database_before_serving(tmp_path: Path) -> None:
+    with seau_server({"SEAU_DATA_DIR": str(tmp_path / "data")}, cwd=tmp_path) as server:
+        assert {"user_account", "user_file"} <= tables(tmp_path / "data" / "seau.db")
+        assert sign_up(server.url) == 201
+
+
+def test_serve_without_auto_migrate_leaves_the_schema_alone(tmp_path: Path) -> None:
+    env = {"SEAU_DATA_DIR": str(tmp_path / "data"), "SEAU_AUTO_MIGRATE": "false"}
+    with seau_server(env, cwd=tmp_path):
+        assert "user_account" not in tables(tmp_path / "data" / "seau.db")
+
+
+def test_a_failed_migration_stops_serve_with_one_line(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    with sqlite3.connect(data / "seau.db") as connection:
+        # A revision this seau does not know, as a newer release would leave.
+        connection.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)")
+        connection.execute("INSERT INTO alembic_version VALUES ('ffffffffffff')")
+    result = subprocess.run(
+        [SEAU, "serve", "--port", str(free_port())],
+        cwd=tmp_path,
+        env=server_env({"SEAU_DATA_DIR": str(data)}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "cannot migrate the database" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+@contextmanager
+def workers(env: dict[str, str], *, cwd: Path, count: int) -> Iterator[tuple[str, int]]:
+    port = free_port()
+    with (cwd / "serve.log").open("wb") as log:
+        process = subprocess.Popen(
+            [SEAU, "serve", "--port", str(port), "--workers", str(count)],
+            cwd=cwd,
+            env=server_env(env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, (cwd / "serve.log").read_text()
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, (cwd / "serve.log").read_text()
+            time.sleep(0.1)
+        yield url, process.pid
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_serve_with_several_workers_serves(tmp_path: Path) -> None:
+    env = {"SEAU_DATA_DIR": str(tmp_path / "data")}
+    with workers(env, cwd=tmp_path, count=2) as (url, pid):
+        assert sign_up(url) == 201
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        assert len(children) >= 2
+    log = (tmp_path / "serve.log").read_text()
+    assert "Traceback" not in log
