@@ -238,16 +238,21 @@ async def test_a_failed_overwrite_keeps_the_previous_object(backend: Backend) ->
 
 
 @pytest.mark.parametrize("source_waiting", [True, False], ids=["source-waiting", "source-flowing"])
-async def test_a_cancelled_put_leaves_nothing(backend: Backend, source_waiting: bool) -> None:
+# S3: cancelled while the first part is still being read (no upload started yet),
+# and once a multipart upload is under way (parts are 5-8 MiB).
+@pytest.mark.parametrize("sent_mib", [3, 12], ids=["within-a-part", "past-a-part"])
+async def test_a_cancelled_put_leaves_nothing(
+    backend: Backend, source_waiting: bool, sent_mib: int
+) -> None:
     store = backend.store
     started = asyncio.Event()
     finalized = asyncio.Event()
 
     async def source() -> AsyncIterator[bytes]:
         try:
-            for i in range(3 if source_waiting else 40):
+            for i in range(sent_mib if source_waiting else 40):
                 yield b"y" * MiB
-                if i == 2:
+                if i == sent_mib - 1:
                     started.set()
                 if not source_waiting:
                     await asyncio.sleep(0.05)

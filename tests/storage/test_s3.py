@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import socket
 import threading
 import time
@@ -28,6 +29,7 @@ from tests.support.moto import (
     bucket_keys,
     content_type,
     make_bucket,
+    pending_multipart_uploads,
     running_moto_server,
 )
 
@@ -255,3 +257,49 @@ async def test_a_large_upload_holds_only_a_few_parts_in_memory(s3_server: MotoSe
     assert info.size == 256 * MiB
     # Two 8 MiB parts in flight plus one filling, and some slack for the allocator.
     assert peak - baseline < 80 * MiB
+
+
+PART = 5 * MiB  # S3's smallest part
+
+
+def in_pieces(data: bytes, size: int = 64 * 1024) -> list[bytes]:
+    """``data`` as a request body arrives: in chunks of ``size`` bytes."""
+    return [data[i : i + size] for i in range(0, len(data), size)]
+
+
+def stored_etag(store_etag: str | None) -> str:
+    assert store_etag is not None
+    return store_etag.strip('"')
+
+
+@pytest.mark.parametrize("size", [0, 4096, PART], ids=["empty", "4KiB", "one-whole-part"])
+async def test_an_object_within_one_part_is_stored_by_a_single_put(
+    s3_server: MotoServer, size: int
+) -> None:
+    endpoint = s3_server.endpoint_url
+    bucket = make_bucket(endpoint)
+    store = ObstoreS3Store(s3_options(endpoint, bucket=bucket), part_size=PART)
+    data = pattern(size)
+    info = await store.put("small", chunks(*in_pieces(data)))
+    assert info.size == size
+    # S3 gives an object stored by one PUT the MD5 of its body as ETag, and one
+    # assembled from a multipart upload "<MD5 of the parts' MD5s>-<part count>".
+    md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
+    assert stored_etag((await store.head("small")).etag) == md5
+    assert await read_all(await store.get("small")) == data
+    assert pending_multipart_uploads(endpoint, bucket) == []
+
+
+async def test_an_object_past_one_part_is_stored_by_a_multipart_upload(
+    s3_server: MotoServer,
+) -> None:
+    endpoint = s3_server.endpoint_url
+    bucket = make_bucket(endpoint)
+    store = ObstoreS3Store(s3_options(endpoint, bucket=bucket), part_size=PART)
+    data = pattern(2 * PART + 3)
+    # Pieces that straddle part boundaries.
+    info = await store.put("large", chunks(*in_pieces(data, 1_000_003)))
+    assert info.size == len(data)
+    assert stored_etag((await store.head("large")).etag).endswith("-3")
+    assert await read_all(await store.get("large")) == data
+    assert pending_multipart_uploads(endpoint, bucket) == []
