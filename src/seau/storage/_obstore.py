@@ -33,6 +33,7 @@ _OBSTORE_ERRORS = (BaseError, OSError)
 _MISSING_BUCKET_MARKER = "NoSuchBucket"
 
 _LIST_BATCH = 1000
+_PIECE = MiB
 _ABORT_GRACE_SECONDS = 10.0
 
 _Describe = Callable[[BaseException], str]
@@ -71,7 +72,7 @@ class ObstoreStore:
             if tap.size <= self._part_size:
                 result = await self._put_whole(key, head, attributes=attributes)
             else:
-                pieces = _chain(head, chunks)
+                pieces = _coalesce(head, chunks, size=min(self._part_size, _PIECE))
                 try:
                     result = await self._put_parts(key, pieces, tap=tap, attributes=attributes)
                 finally:
@@ -97,7 +98,7 @@ class ObstoreStore:
     async def _put_parts(
         self,
         key: str,
-        parts: AsyncIterator[bytes],
+        parts: AsyncIterator[bytearray],
         *,
         tap: _Tap,
         attributes: Attributes | None,
@@ -294,13 +295,55 @@ async def _read_past(chunks: AsyncIterator[bytes], limit: int) -> list[bytes]:
     return read
 
 
-async def _chain(head: list[bytes], rest: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:
-    """The chunks read so far, then the rest."""
+async def _coalesce(
+    head: list[bytes], rest: AsyncIterator[bytes], *, size: int
+) -> AsyncGenerator[bytearray, None]:
+    """``head`` then ``rest`` cut into pieces of exactly ``size`` bytes, the last shorter.
+
+    obstore fetches every item of an async source through a task on the event
+    loop and back, so 1 MiB pieces instead of a request body's ~64 KiB chunks make
+    that trip 16 times less often (measured: 1.5 vs 2.5 CPU-seconds per GiB put).
+    Whole parts would cost no less CPU but more memory: obstore holds the item it
+    pulled while it waits for a part slot, and a whole part is 8 MiB.
+    """
+    cutter = _Cutter(size)
     head.reverse()
     while head:
-        yield head.pop()
+        for piece in cutter.add(head.pop()):
+            yield piece
     async for chunk in rest:
-        yield chunk
+        for piece in cutter.add(chunk):
+            yield piece
+    if cutter.pending:
+        yield cutter.take()
+
+
+class _Cutter:
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._piece = bytearray()
+
+    @property
+    def pending(self) -> int:
+        return len(self._piece)
+
+    def add(self, chunk: bytes) -> list[bytearray]:
+        """Append ``chunk``; return the pieces it completed."""
+        full: list[bytearray] = []
+        view = memoryview(chunk)
+        while len(self._piece) + len(view) >= self._size:
+            room = self._size - len(self._piece)
+            self._piece += view[:room]
+            full.append(self.take())
+            view = view[room:]
+        if view:
+            self._piece += view
+        return full
+
+    def take(self) -> bytearray:
+        # A fresh buffer each time: obstore keeps the one it was given until sent.
+        piece, self._piece = self._piece, bytearray()
+        return piece
 
 
 class _Abandoned(Exception):
