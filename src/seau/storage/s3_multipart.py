@@ -17,17 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import secrets
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable
 from contextlib import AsyncExitStack
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, TypeVar
-
-import aiohttp
-from aiobotocore.session import get_session
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
 
 from seau.storage._sources import close_source
 from seau.storage.errors import StorageError, StorageUnavailable
@@ -43,9 +39,34 @@ T = TypeVar("T")
 # botocore ships no types: its answers are JSON-like dicts, read with care.
 _Answer = dict[str, Any]
 
-# botocore's own failures, and what its aiohttp transport raises while a body streams.
-_SDK_ERRORS = (BotoCoreError, ClientError, aiohttp.ClientError, asyncio.TimeoutError, OSError)
 _GONE_CODES = frozenset({"NoSuchUpload", "NoSuchKey", "404"})
+
+
+@dataclass(frozen=True, slots=True)
+class _Sdk:
+    get_session: Any
+    config: Any
+    client_error: type[Exception]
+    errors: tuple[type[BaseException], ...]
+    """botocore's own failures, and what its aiohttp transport raises while a body streams."""
+
+
+@functools.cache
+def _sdk() -> _Sdk:
+    """aiobotocore, imported when the first resumable upload reaches S3: with
+    botocore and aiohttp it is 15 MiB resident (and 278 modules) that a server
+    taking only plain uploads never needs."""
+    import aiohttp
+    from aiobotocore.session import get_session
+    from botocore.config import Config
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return _Sdk(
+        get_session=get_session,
+        config=Config,
+        client_error=ClientError,
+        errors=(BotoCoreError, ClientError, aiohttp.ClientError, asyncio.TimeoutError, OSError),
+    )
 
 
 class _Gone(Exception):
@@ -255,7 +276,7 @@ class S3UploadStaging:
                     if not chunk:
                         return
                     yield bytes(chunk)
-        except _SDK_ERRORS as exc:
+        except _sdk().errors as exc:
             raise StorageUnavailable(f"reading {key!r} failed: {_describe(exc)}") from None
 
     async def _after_tail(
@@ -368,16 +389,17 @@ class S3UploadStaging:
         or object (unless ``gone_ok`` is false, when that is `StagingLost`), else
         `StorageUnavailable`."""
         await self._connect()
+        sdk = _sdk()
         try:
             answer: _Answer = await getattr(self._client, operation)(**arguments)
-        except ClientError as exc:
-            code = str(exc.response.get("Error", {}).get("Code", ""))
+        except sdk.client_error as exc:
+            code = str(_error_of(exc).get("Code", ""))
             if code in _GONE_CODES:
                 if gone_ok:
                     raise _Gone(code) from None
                 raise StagingLost(f"{verb} {key!r}: {code}") from None
             raise StorageUnavailable(f"{verb} {key!r} failed: {_describe(exc)}") from None
-        except _SDK_ERRORS as exc:
+        except sdk.errors as exc:
             raise StorageUnavailable(f"{verb} {key!r} failed: {_describe(exc)}") from None
         return answer
 
@@ -385,15 +407,17 @@ class S3UploadStaging:
     async def _guard(verb: str, key: str, operation: Awaitable[T]) -> T:
         try:
             return await operation
-        except _SDK_ERRORS as exc:
+        except _sdk().errors as exc:
             raise StorageUnavailable(f"{verb} {key!r} failed: {_describe(exc)}") from None
 
     async def _connect(self) -> None:
         # Made on first use, so that starting the server needs no network.
         async with self._lock:
             if self._client is None:
+                # In a thread: importing takes the loop's time otherwise.
+                sdk = await asyncio.to_thread(_sdk)
                 options = self._options
-                config = Config(
+                config = sdk.config(
                     region_name=options.region or "us-east-1",
                     connect_timeout=options.connect_timeout_seconds,
                     read_timeout=options.timeout_seconds,
@@ -405,7 +429,7 @@ class S3UploadStaging:
                     response_checksum_validation="when_required",
                 )
                 self._client = await self._stack.enter_async_context(
-                    get_session().create_client(
+                    sdk.get_session().create_client(
                         "s3",
                         endpoint_url=options.endpoint_url,
                         aws_access_key_id=options.access_key_id,
@@ -439,8 +463,14 @@ def _handle(staged: Staged) -> str:
     return staged.handle
 
 
+def _error_of(exc: BaseException) -> dict[str, Any]:
+    """The ``Error`` member of a botocore `ClientError`'s parsed response."""
+    error: dict[str, Any] = getattr(exc, "response", {}).get("Error", {})
+    return error
+
+
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
+    if isinstance(exc, _sdk().client_error):
+        error = _error_of(exc)
         return f"{error.get('Code', '?')}: {error.get('Message', '')}".strip()
     return str(exc) or type(exc).__name__
