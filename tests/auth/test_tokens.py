@@ -1,0 +1,50 @@
+"""Tokens: HS256 through PyJWT, without loading its optional `cryptography`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from datetime import timedelta
+
+import pytest
+
+from seau.auth.tokens import TokenSigner
+from seau.errors import InvalidToken
+
+# A fresh interpreter: this test process may have imported cryptography already.
+SCRIPT = """
+import sys, uuid
+from datetime import timedelta
+import seau.app
+from seau.auth.tokens import TokenSigner
+
+loaded = sorted(m for m in sys.modules if m.split(".")[0] == "cryptography")
+signer = TokenSigner(secret="k" * 40, ttl=timedelta(minutes=5))
+user = uuid.uuid4()
+assert signer.verify(signer.issue(user_id=user, version=3)).user_id == user
+import cryptography.hazmat.primitives.hashes  # still importable by whoever needs it
+print(loaded)
+"""
+
+
+def test_the_app_loads_tokens_without_cryptography() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_a_token_round_trips_and_a_tampered_one_does_not() -> None:
+    signer = TokenSigner(secret="s" * 40, ttl=timedelta(minutes=5))
+    user = uuid.uuid4()
+    token = signer.issue(user_id=user, version=2)
+    claims = signer.verify(token)
+    assert (claims.user_id, claims.version) == (user, 2)
+    head, body, signature = token.split(".")
+    flipped = signature[:-2] + ("A" if signature[-2] != "A" else "B") + signature[-1]
+    with pytest.raises(InvalidToken):
+        signer.verify(f"{head}.{body}.{flipped}")
+    with pytest.raises(InvalidToken):
+        TokenSigner(secret="t" * 40, ttl=timedelta(minutes=5)).verify(token)
