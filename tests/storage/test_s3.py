@@ -20,6 +20,7 @@ from seau.storage import (
     StorageUnavailable,
     Store,
 )
+from seau.storage.s3 import _s3_config
 from tests.storage.conftest import s3_options
 from tests.storage.helpers import MiB, chunks, pattern, read_all
 from tests.support.moto import (
@@ -303,3 +304,12 @@ async def test_an_object_past_one_part_is_stored_by_a_multipart_upload(
     assert stored_etag((await store.head("large")).etag).endswith("-3")
     assert await read_all(await store.get("large")) == data
     assert pending_multipart_uploads(endpoint, bucket) == []
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "unsigned"),
+    [(None, True), ("https://s3.example.test", True), ("http://127.0.0.1:9000", False)],
+)
+def test_the_body_goes_unsigned_only_over_tls(endpoint: str | None, unsigned: bool) -> None:
+    config = _s3_config(S3Options(bucket="b", endpoint_url=endpoint))
+    assert config["unsigned_payload"] is unsigned
