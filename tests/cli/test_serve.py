@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
+import seau
 from seau.cli.serve import server_environment
 from tests.support.server import SEAU, free_port, seau_server, server_env
 
@@ -25,7 +29,10 @@ import json, os, sys, threading, time
 def _dump():
     target = os.environ["SEAU_TEST_MODULES"]
     while True:
-        state = {"pid": os.getpid(), "argv": sys.orig_argv, "modules": sorted(sys.modules)}
+        seau = getattr(sys.modules.get("seau"), "__file__", None)
+        state = {
+            "pid": os.getpid(), "argv": sys.orig_argv, "modules": sorted(sys.modules), "seau": seau
+        }
         with open(target + ".new", "w") as out:
             json.dump(state, out)
         os.replace(target + ".new", target)
@@ -54,33 +61,40 @@ def sign_up(url: str) -> int:
     ).status_code
 
 
-def serving_modules(report: Path, pid: int) -> tuple[list[str], list[str]]:
-    """The command line and modules of process ``pid`` once the app is loaded."""
+def serving_process(report: Path, pid: int) -> dict[str, Any]:
+    """What SITECUSTOMIZE saw in process ``pid`` once it was the serving
+    module (the same PID: `seau serve` execs it) and had loaded the app."""
     deadline = time.monotonic() + 30
     while True:
         state = json.loads(report.read_text()) if report.exists() else {}
-        if state.get("pid") == pid and "seau.app" in state["modules"]:
-            return list(state["argv"]), list(state["modules"])
+        if (
+            state.get("pid") == pid
+            and state["argv"][1:3] == ["-m", "seau.cli.serve"]
+            and "seau.app" in state["modules"]
+        ):
+            return dict(state)
         if time.monotonic() > deadline:
             raise AssertionError(f"no module report from the serving process: {state}")
         time.sleep(0.1)
 
 
-def test_the_serving_process_holds_no_start_up_or_cli_modules(tmp_path: Path) -> None:
+def reporting(tmp_path: Path) -> dict[str, str]:
+    """The environment that makes every Python process report to tmp_path/report.json."""
     hook = tmp_path / "hook"
     hook.mkdir()
     (hook / "sitecustomize.py").write_text(SITECUSTOMIZE)
-    report = tmp_path / "modules.json"
-    env = {
-        "SEAU_DATA_DIR": str(tmp_path / "data"),
+    return {
         "PYTHONPATH": os.pathsep.join([str(hook), os.environ.get("PYTHONPATH", "")]),
-        "SEAU_TEST_MODULES": str(report),
+        "SEAU_TEST_MODULES": str(tmp_path / "report.json"),
     }
+
+
+def test_the_serving_process_holds_no_start_up_or_cli_modules(tmp_path: Path) -> None:
+    env = {"SEAU_DATA_DIR": str(tmp_path / "data"), **reporting(tmp_path)}
     with seau_server(env, cwd=tmp_path) as server:
         assert sign_up(server.url) == 201
-        argv, modules = serving_modules(report, server.pid)
-    # The same process (a supervisor keeps its PID), now running the serving module.
-    assert argv[1:3] == ["-m", "seau.cli.serve"], argv
+        state = serving_process(tmp_path / "report.json", server.pid)
+    modules = state["modules"]
     loaded = [
         name
         for name in modules
@@ -89,6 +103,36 @@ def test_the_serving_process_holds_no_start_up_or_cli_modules(tmp_path: Path) ->
         )
     ]
     assert loaded == []
+
+
+def test_a_launcher_with_seau_elsewhere_on_its_path_serves_that_seau(tmp_path: Path) -> None:
+    snapshot = tmp_path / "snapshot"
+    shutil.copytree(Path(seau.__file__).parent, snapshot / "seau")
+    launcher = tmp_path / "launch.py"
+    launcher.write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(snapshot)!r})\n"
+        "from seau.cli.main import main\n"
+        "sys.argv = ['seau', 'serve', *sys.argv[1:]]\n"
+        "main()\n"
+    )
+    port = free_port()
+    env = {"SEAU_DATA_DIR": str(tmp_path / "data"), **reporting(tmp_path)}
+    process = subprocess.Popen(
+        [sys.executable, str(launcher), "--port", str(port)],
+        cwd=tmp_path,
+        env=server_env(env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        state = serving_process(tmp_path / "report.json", process.pid)
+        # Stopped only once it serves: a SIGTERM during start-up is ignored.
+        wait_for_health(f"http://127.0.0.1:{port}", process)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    assert Path(state["seau"]).is_relative_to(snapshot)
 
 
 def test_serve_migrates_a_new_database_before_serving(tmp_path: Path) -> None:
@@ -124,6 +168,18 @@ def test_a_failed_migration_stops_serve_with_one_line(tmp_path: Path) -> None:
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
+def wait_for_health(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while process.poll() is None and time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"no answer from {url}")
+
+
 @contextmanager
 def workers(env: dict[str, str], *, cwd: Path, count: int) -> Iterator[tuple[str, int]]:
     port = free_port()
@@ -137,16 +193,7 @@ def workers(env: dict[str, str], *, cwd: Path, count: int) -> Iterator[tuple[str
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, (cwd / "serve.log").read_text()
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, (cwd / "serve.log").read_text()
-            time.sleep(0.1)
+        wait_for_health(url, process)
         yield url, process.pid
     finally:
         process.terminate()
@@ -192,7 +239,12 @@ def test_sign_ins_leave_no_password_hash_memory_behind(tmp_path: Path) -> None:
 
 
 def test_the_allocator_settings_yield_to_the_operators() -> None:
-    chosen = server_environment({"MALLOC_MMAP_THRESHOLD_": "65536", "SEAU_AUTO_MIGRATE": "true"})
+    chosen = server_environment(
+        {"MALLOC_MMAP_THRESHOLD_": "65536", "SEAU_AUTO_MIGRATE": "true"}, code_root=None
+    )
     assert chosen["MALLOC_MMAP_THRESHOLD_"] == "65536"
     assert chosen["SEAU_AUTO_MIGRATE"] == "false"
-    assert server_environment({})["MALLOC_MMAP_THRESHOLD_"] == str(4 * 1024 * 1024)
+    assert "PYTHONPATH" not in chosen
+    default = server_environment({"PYTHONPATH": "/elsewhere"}, code_root="/src")
+    assert default["MALLOC_MMAP_THRESHOLD_"] == str(4 * 1024 * 1024)
+    assert default["PYTHONPATH"] == os.pathsep.join(["/src", "/elsewhere"])

@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 MODULE = "seau.cli.serve"
 
@@ -47,10 +48,28 @@ def server_argv(*, host: str, port: int, workers: int) -> list[str]:
     ]
 
 
-def server_environment(environ: dict[str, str]) -> dict[str, str]:
+def server_environment(environ: dict[str, str], *, code_root: str | None) -> dict[str, str]:
     """The serving process's environment: migrations are done; malloc tuned for
-    a long-lived process whose transfers free what they allocate."""
-    return {**MALLOC_DEFAULTS, **environ, "SEAU_AUTO_MIGRATE": "false"}
+    a long-lived process whose transfers free what they allocate; ``code_root``
+    first on the path, when given."""
+    env = {**MALLOC_DEFAULTS, **environ, "SEAU_AUTO_MIGRATE": "false"}
+    if code_root is not None:
+        path = environ.get("PYTHONPATH")
+        env["PYTHONPATH"] = os.pathsep.join([code_root, path]) if path else code_root
+    return env
+
+
+def code_root() -> str | None:
+    """The directory this `seau` was imported from, unless it is one a fresh
+    interpreter searches anyway (site-packages): a launcher that put a snapshot
+    of src/ on sys.path (bench A/B runs) gets the same code after the exec."""
+    import site
+
+    import seau
+
+    root = Path(seau.__file__).resolve().parent.parent
+    usual = {Path(p).resolve() for p in [*site.getsitepackages(), site.getusersitepackages()]}
+    return None if root in usual else str(root)
 
 
 def exec_server(*, host: str, port: int, workers: int) -> None:
@@ -60,7 +79,7 @@ def exec_server(*, host: str, port: int, workers: int) -> None:
     os.execve(  # noqa: S606  (our own interpreter and module, no shell to quote for)
         sys.executable,
         server_argv(host=host, port=port, workers=workers),
-        server_environment(dict(os.environ)),
+        server_environment(dict(os.environ), code_root=code_root()),
     )
 
 
