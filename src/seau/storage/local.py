@@ -62,6 +62,7 @@ class LocalFileStore:
         # itself happens in `_resolve`, off the event loop.
         self._root = Path(os.path.abspath(root))
         self._temp_dir = self._root / TEMP_DIR_NAME
+        self._resolved_root: Path | None = None
         self._write_buffer_size = write_buffer_size
         self._read_chunk_size = read_chunk_size
 
@@ -74,9 +75,17 @@ class LocalFileStore:
     ) -> ObjectInfo:
         """Write ``data`` durably under ``key``. ``content_type`` is not stored on disk."""
         _validate(key)
-        temp = await _run_owning(_TempFile.create, _TempFile.discard, self._temp_dir)
         copy = BufferedCopy(data)
         try:
+            first, ended = await copy.gather(self._write_buffer_size)
+        except BaseException:
+            await copy.close_after_failure()
+            raise
+        if ended:
+            return await self._put_whole(key, first)
+        temp = await _run_owning(_TempFile.create, _TempFile.discard, self._temp_dir)
+        try:
+            await _run(temp.write, first)
             await copy.into(temp.write, buffer_size=self._write_buffer_size)
             return await _run(self._commit, temp, key)
         except BaseException:
@@ -85,6 +94,32 @@ class LocalFileStore:
             with contextlib.suppress(OSError):
                 await asyncio.shield(asyncio.to_thread(temp.discard))
             await copy.close_after_failure()
+            raise
+
+    async def _put_whole(self, key: str, data: bytes | bytearray) -> ObjectInfo:
+        """An object that fits one buffer: create, write, sync and rename in one
+        worker-thread call instead of four (small uploads are bound by the hops).
+
+        A cancellation waits for the call, which is short, and removes what it
+        made, so a cancelled put leaves nothing behind.
+        """
+        future = asyncio.ensure_future(_run(self._write_whole, key, data))
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(future)
+                await asyncio.shield(_run(self._delete, key))
+            raise
+
+    def _write_whole(self, key: str, data: bytes | bytearray) -> ObjectInfo:
+        temp = _TempFile.create(self._temp_dir)
+        try:
+            temp.write(data)
+            return self._commit(temp, key)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                temp.discard()
             raise
 
     def _commit(self, temp: _TempFile, key: str) -> ObjectInfo:
@@ -212,7 +247,11 @@ class LocalFileStore:
         return removed
 
     def _resolve_root(self) -> Path:
-        return self._root.resolve()
+        # Resolved once: realpath of the root on every operation was most of a
+        # small upload's worker-thread time. Keys are still resolved each time.
+        if self._resolved_root is None:
+            self._resolved_root = self._root.resolve()
+        return self._resolved_root
 
     def _resolve(self, key: str) -> Path:
         """The file for ``key``, refusing any path that leaves the root.
@@ -241,23 +280,32 @@ class BufferedCopy:
         self._iterator = aiter(data)
         self._source_failed = False
 
-    async def into(self, write: Callable[[bytearray], object], *, buffer_size: int) -> None:
+    async def gather(self, size: int) -> tuple[bytes | bytearray, bool]:
+        """At least ``size`` bytes from the source (less if it ends first: then
+        the flag is true). A first chunk of ``size`` bytes or more is taken as
+        it is, without a copy."""
         buffer = bytearray()
-        while True:
+        while len(buffer) < size:
             try:
                 chunk = await anext(self._iterator)
             except StopAsyncIteration:
-                break
+                return buffer, True
             except BaseException:
                 self._source_failed = True
                 raise
+            if not buffer and len(chunk) >= size:
+                return chunk, False
             buffer += chunk
-            if len(buffer) >= buffer_size:
-                # Hand the buffer to the thread and start a fresh one: no copy.
+        return buffer, False
+
+    async def into(self, write: Callable[[bytes | bytearray], object], *, buffer_size: int) -> None:
+        while True:
+            # Each buffer goes to the thread and a fresh one is gathered: no copy back.
+            buffer, ended = await self.gather(buffer_size)
+            if buffer:
                 await _run(write, buffer)
-                buffer = bytearray()
-        if buffer:
-            await _run(write, buffer)
+            if ended:
+                return
 
     async def close_after_failure(self) -> None:
         if not self._source_failed:
@@ -360,7 +408,7 @@ class _TempFile:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
         return cls(path, os.open(path, flags, 0o644))
 
-    def write(self, data: bytearray) -> None:
+    def write(self, data: bytes | bytearray) -> None:
         with self._lock:
             view = memoryview(data)
             while view:

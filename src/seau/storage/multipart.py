@@ -308,7 +308,7 @@ class _Appender:
             raise
         return cls(fd, size)
 
-    def write(self, data: bytearray) -> None:
+    def write(self, data: bytes | bytearray) -> None:
         with self._lock:
             self._check_open()
             view = memoryview(data)
