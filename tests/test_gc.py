@@ -142,6 +142,18 @@ def test_seau_killed_mid_upload_then_gc_leaves_no_debris(tmp_path: Path) -> None
 
     temp_files = list((data_dir / "objects").rglob("*"))
     assert any(p.is_file() for p in temp_files), "the killed upload left nothing to collect"
+    import sqlite3
+
+    def file_rows() -> tuple[int]:
+        database = sqlite3.connect(data_dir / "seau.db")
+        try:
+            count: tuple[int] = database.execute("SELECT count(*) FROM user_file").fetchone()
+        finally:
+            database.close()
+        return count
+
+    # The row is written only once the bytes are whole: a killed upload has none.
+    assert file_rows() == (0,)
     time.sleep(1.5)
     result = subprocess.run(
         [SEAU, "gc"],
@@ -153,11 +165,6 @@ def test_seau_killed_mid_upload_then_gc_leaves_no_debris(tmp_path: Path) -> None
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert "stale pending files: 1 found" in result.stdout
+    assert "temporary data: 1 removed" in result.stdout
     assert [p for p in (data_dir / "objects").rglob("*") if p.is_file()] == []
-    import sqlite3
-
-    rows = (
-        sqlite3.connect(data_dir / "seau.db").execute("SELECT count(*) FROM user_file").fetchone()
-    )
-    assert rows == (0,)
+    assert file_rows() == (0,)
