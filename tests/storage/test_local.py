@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import gc
 import os
@@ -280,3 +281,82 @@ async def test_sweep_removes_only_old_temp_files(store: LocalFileStore, root: Pa
     assert await store.sweep_temp_files(older_than=timedelta(minutes=10)) == 1
     assert names_in(temp_dir) == ["fresh.part"]
     assert await read_all(await store.get("k")) == b"x"
+
+
+class ThreadCalls:
+    """Counts the store's trips to a worker thread."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        real = asyncio.to_thread
+
+        async def counting(function: Callable[..., object], /, *args: object) -> object:
+            self.count += 1
+            return await real(function, *args)
+
+        monkeypatch.setattr(asyncio, "to_thread", counting)
+
+
+async def test_an_object_that_fits_one_buffer_is_written_in_one_thread_call(
+    store: LocalFileStore, root: Path, monkeypatch: pytest.MonkeyPatch, fsyncs: Recorder
+) -> None:
+    await store.put("files/ab/first", chunks(b"makes the directories"))
+    fsyncs.calls.clear()
+    calls = ThreadCalls(monkeypatch)
+    await store.put("files/ab/small", chunks(b"a" * 1000, b"b" * 3000))
+    assert calls.count == 1
+    assert (root / "files" / "ab" / "small").read_bytes() == b"a" * 1000 + b"b" * 3000
+    assert len(fsyncs.calls) == 2, "still the file and its directory"
+
+
+async def test_a_cancelled_small_put_leaves_nothing(
+    store: LocalFileStore, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inside, release = threading.Event(), threading.Event()
+    real = os.fsync
+
+    def slow_fsync(fd: int) -> None:
+        inside.set()
+        release.wait(10)
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", slow_fsync)
+    put = asyncio.ensure_future(store.put("files/ab/small", chunks(b"data")))
+    assert await asyncio.to_thread(inside.wait, 10)
+    put.cancel()
+    await asyncio.sleep(0.01)
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await put
+    assert not (root / "files" / "ab" / "small").exists()
+    assert names_in(root / TEMP_DIR_NAME) == []
+
+
+async def test_a_small_read_is_one_thread_call_and_holds_no_descriptor(
+    store: LocalFileStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await store.put("k", chunks(b"small object"))
+    before = open_fds()
+    calls = ThreadCalls(monkeypatch)
+    stream = await store.get("k", start=6)
+    assert open_fds() == before, "a range read whole at open is closed at once"
+    assert await read_all(stream) == b"object"
+    assert calls.count == 1
+
+
+async def test_the_next_chunk_is_read_while_the_caller_holds_this_one(
+    store: LocalFileStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = pattern(3 * MiB)
+    await store.put("big", chunks(data))
+    reads = Recorder(os.pread)
+    monkeypatch.setattr(os, "pread", reads.pread)
+    stream = await store.get("big")
+    first = await anext(aiter(stream))
+    for _ in range(500):
+        if len(reads.calls) == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert len(reads.calls) == 2, "the second chunk is read before it is asked for"
+    assert first + await read_all(stream) == data
+    assert len(reads.calls) == 3

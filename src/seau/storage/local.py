@@ -22,6 +22,7 @@ import stat
 import threading
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Generator, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import ParamSpec, Self, TypeVar
@@ -138,11 +139,12 @@ class LocalFileStore:
     async def get(self, key: str, *, start: int = 0, end: int | None = None) -> ByteStream:
         _validate(key)
         check_range(start, end)
-        fd, size = await _run_owning(self._open_for_reading, _close_opened, key)
-        stop = size if end is None else min(end, size)
-        return _FileByteStream(fd, start=min(start, stop), stop=stop, chunk=self._read_chunk_size)
+        opened = await _run_owning(self._open_for_reading, _close_opened, key, start, end)
+        return _FileByteStream(opened, chunk=self._read_chunk_size)
 
-    def _open_for_reading(self, key: str) -> tuple[int, int]:
+    def _open_for_reading(self, key: str, start: int, end: int | None) -> _Opened:
+        """Open ``key`` and read its first chunk in the same thread call; a range
+        that fits that chunk (most small files) is closed again at once."""
         path = self._resolve(key)
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -150,13 +152,20 @@ class LocalFileStore:
             raise ObjectNotFound(key) from None
         try:
             info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise ObjectNotFound(key)
+            stop = info.st_size if end is None else min(end, info.st_size)
+            start = min(start, stop)
+            first = _pread_exactly(fd, min(self._read_chunk_size, stop - start), start)
+            position = start + len(first)
+            if position >= stop:
+                os.close(fd)
+                fd = -1
         except BaseException:
-            os.close(fd)
+            if fd >= 0:
+                os.close(fd)
             raise
-        if not stat.S_ISREG(info.st_mode):
-            os.close(fd)
-            raise ObjectNotFound(key)
-        return fd, info.st_size
+        return _Opened(fd=fd, first=first, position=position, stop=stop)
 
     async def head(self, key: str) -> ObjectInfo:
         _validate(key)
@@ -350,8 +359,18 @@ def _release_result(future: asyncio.Future[_T], *, release: Callable[[_T], objec
             release(future.result())
 
 
-def _close_opened(opened: tuple[int, int]) -> None:
-    os.close(opened[0])
+def _close_opened(opened: _Opened) -> None:
+    if opened.fd >= 0:
+        os.close(opened.fd)
+
+
+def _pread_exactly(fd: int, size: int, offset: int) -> bytes:
+    data = os.pread(fd, size, offset) if size else b""
+    if len(data) != size:
+        # Objects are replaced, never truncated, so a short read means someone
+        # edited the store by hand.
+        raise StorageUnavailable("local store: object ended before its recorded size")
+    return data
 
 
 def _take(entries: Iterator[ObjectInfo], count: int) -> list[ObjectInfo]:
@@ -434,47 +453,72 @@ class _TempFile:
             self._path.unlink(missing_ok=True)
 
 
-class _FileByteStream:
-    """Reads ``[start, stop)`` of an open file in large chunks, each in a thread."""
+@dataclass(frozen=True, slots=True)
+class _Opened:
+    fd: int  # -1 once the whole range is in ``first``
+    first: bytes
+    position: int  # the offset after ``first``
+    stop: int
 
-    def __init__(self, fd: int, *, start: int, stop: int, chunk: int) -> None:
-        self._fd = fd
-        self._position = start
-        self._stop = stop
+
+class _FileByteStream:
+    """Reads a range of an open file in large chunks, each in a worker thread.
+
+    One chunk is read ahead: while the caller sends a chunk (and waits for the
+    socket to drain), the next one is already being read, so a download is not
+    a strict read-send-read sequence.
+    """
+
+    def __init__(self, opened: _Opened, *, chunk: int) -> None:
+        self._fd = opened.fd
+        self._first = opened.first
+        self._position = opened.position
+        self._stop = opened.stop
         self._chunk = chunk
         self._lock = threading.Lock()
+        self._ahead: asyncio.Task[bytes] | None = None
 
     def __aiter__(self) -> Self:
         return self
 
     async def __anext__(self) -> bytes:
-        if self._fd < 0:
-            # Closed early: like an async generator after `aclose`, simply done.
-            raise StopAsyncIteration
-        if self._position >= self._stop:
+        if self._first:
+            data, self._first = self._first, b""
+            self._read_ahead()
+            return data
+        ahead, self._ahead = self._ahead, None
+        if ahead is None:
+            # Done, or closed early: like an async generator after `aclose`.
             await self.aclose()
             raise StopAsyncIteration
-        size = min(self._chunk, self._stop - self._position)
         try:
-            data = await _run(self._read, size, self._position)
+            data = await ahead
         except BaseException:
             await self.aclose()
             raise
-        if not data:
-            # The file shrank under us; it is replaced, never truncated, so this
-            # means someone edited the store by hand.
-            await self.aclose()
-            raise StorageUnavailable("local store: object ended before its recorded size")
-        self._position += len(data)
+        self._read_ahead()
         return data
+
+    def _read_ahead(self) -> None:
+        if self._fd < 0 or self._position >= self._stop:
+            return
+        size = min(self._chunk, self._stop - self._position)
+        self._ahead = asyncio.ensure_future(_run(self._read, size, self._position))
+        self._position += size
 
     def _read(self, size: int, offset: int) -> bytes:
         with self._lock:
             if self._fd < 0:
                 raise StorageUnavailable("local store: read after close")
-            return os.pread(self._fd, size, offset)
+            return _pread_exactly(self._fd, size, offset)
 
     async def aclose(self) -> None:
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            # Its thread finishes under the lock; the chunk is dropped.
+            ahead.cancel()
+            if ahead.done() and not ahead.cancelled():
+                ahead.exception()  # retrieved: nobody wants this chunk any more
         if self._fd >= 0:
             await asyncio.shield(asyncio.to_thread(self._close))
 
