@@ -82,13 +82,13 @@ AUTH_ERRORS = (NotAuthenticated, InvalidToken)
 UNAVAILABLE = (StorageUnavailableError, DatabaseUnavailable)
 
 
-def get_uploads(state: StateDep) -> UploadService:
+async def get_uploads(state: StateDep) -> UploadService:
     if state.uploads is None:
         raise UploadsUnsupported()
     return state.uploads
 
 
-def tus_version(request: Request) -> None:
+async def tus_version(request: Request) -> None:
     """Every request but OPTIONS names the protocol version it speaks."""
     if request.headers.get("tus-resumable") != TUS_VERSION:
         raise TusVersionUnsupported(f"send Tus-Resumable: {TUS_VERSION}")
