@@ -385,7 +385,11 @@ async def _close_quietly(source: AsyncGenerator[object, None]) -> None:
 
 
 class _ObstoreByteStream:
-    """An obstore `BytesStream` that raises `StorageUnavailable` instead of SDK errors."""
+    """An obstore `BytesStream` that raises `StorageUnavailable` instead of SDK errors.
+
+    It reads one chunk ahead: obstore fetches the next chunk while the caller is
+    still sending this one, so the two waits overlap instead of adding up.
+    """
 
     def __init__(
         self,
@@ -397,6 +401,7 @@ class _ObstoreByteStream:
         self._stream = stream
         self._key = key
         self._describe = describe
+        self._ahead: asyncio.Future[bytes] | None = None
 
     def __aiter__(self) -> Self:
         return self
@@ -404,8 +409,9 @@ class _ObstoreByteStream:
     async def __anext__(self) -> bytes:
         if self._stream is None:
             raise StopAsyncIteration
+        ahead, self._ahead = self._ahead, None
         try:
-            return await self._stream.__anext__()
+            chunk = await (ahead if ahead is not None else self._stream.__anext__())
         except StopAsyncIteration:
             self._stream = None
             raise
@@ -413,7 +419,20 @@ class _ObstoreByteStream:
             self._stream = None
             message = f"reading {self._key!r} failed: {self._describe(exc)}"
             raise StorageUnavailable(message) from None
+        # obstore's future is already running when `__anext__` returns it.
+        self._ahead = asyncio.ensure_future(self._stream.__anext__())
+        self._ahead.add_done_callback(_retrieve)
+        return chunk
 
     async def aclose(self) -> None:
         # Dropping obstore's stream drops the response and frees its connection.
         self._stream = None
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            ahead.cancel()
+
+
+def _retrieve(future: asyncio.Future[bytes]) -> None:
+    """Mark a read-ahead's failure as seen: it is raised, if at all, by the next `__anext__`."""
+    if not future.cancelled():
+        future.exception()
