@@ -1,12 +1,15 @@
 from __future__ import annotations
 
+import dataclasses
 import os
 import stat
 from pathlib import Path
 
 import pytest
 
+from seau.app import s3_options
 from seau.settings import ConfigurationError, Settings, load_settings
+from seau.storage.s3 import ObstoreS3Store
 
 
 def test_defaults_are_embedded_sqlite_and_local_store(tmp_path: Path) -> None:
@@ -76,3 +79,18 @@ def test_generated_secret_is_kept_private_and_stable(tmp_path: Path) -> None:
     assert settings.load_secret_key() == first
     mode = stat.S_IMODE(os.stat(tmp_path / "data" / "secret_key").st_mode)
     assert mode == 0o600
+
+
+@pytest.mark.parametrize(
+    ("max_upload", "part"),
+    [(5 * 1024**3, 5 * 1024**2), (100 * 1024**3, 11 * 1024**2)],
+)
+def test_s3_parts_are_the_smallest_that_reach_the_largest_upload(
+    tmp_path: Path, max_upload: int, part: int
+) -> None:
+    settings = Settings(data_dir=tmp_path, max_upload_bytes=max_upload)
+    options = dataclasses.replace(s3_options(settings), bucket="bucket")
+    assert options.part_size == part
+    assert options.part_size * 10_000 >= max_upload
+    store = ObstoreS3Store(options)
+    assert store._part_size == part

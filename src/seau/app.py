@@ -49,6 +49,9 @@ def s3_options(settings: Settings) -> S3Options:
         session_token=settings.aws_session_token,
         path_style=settings.s3_path_style,
         timeout_seconds=settings.storage_timeout_seconds,
+        # The smallest parts (5 MiB) that still reach the largest upload allowed:
+        # an upload holds about three parts in memory.
+        part_size=part_size_for(settings.max_upload_bytes),
     )
 
 

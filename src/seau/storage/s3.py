@@ -48,6 +48,9 @@ class S3Options:
     timeout_seconds: float = 30
     """How long a response may stall with no bytes arriving before the request is retried."""
     connect_timeout_seconds: float = 5
+    part_size: int = DEFAULT_PART_SIZE
+    """Multipart part size for uploads: the buffers of one upload are about three
+    parts, and 10,000 parts must reach the largest object."""
 
 
 class ObstoreS3Store(ObstoreStore):
@@ -57,7 +60,7 @@ class ObstoreS3Store(ObstoreStore):
         self,
         options: S3Options,
         *,
-        part_size: int = DEFAULT_PART_SIZE,
+        part_size: int | None = None,
         upload_concurrency: int = DEFAULT_UPLOAD_CONCURRENCY,
         read_chunk_size: int = MiB,
     ) -> None:
@@ -75,7 +78,7 @@ class ObstoreS3Store(ObstoreStore):
             raise ValueError(f"invalid S3 configuration: {exc}") from None
         super().__init__(
             store,
-            part_size=part_size,
+            part_size=options.part_size if part_size is None else part_size,
             max_concurrency=upload_concurrency,
             read_chunk_size=read_chunk_size,
             secrets=(options.secret_access_key or "", options.session_token or ""),
