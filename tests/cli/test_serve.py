@@ -248,3 +248,29 @@ def test_the_allocator_settings_yield_to_the_operators() -> None:
     default = server_environment({"PYTHONPATH": "/elsewhere"}, code_root="/src")
     assert default["MALLOC_MMAP_THRESHOLD_"] == str(4 * 1024 * 1024)
     assert default["PYTHONPATH"] == os.pathsep.join(["/src", "/elsewhere"])
+
+
+_CHURN = """
+import os, resource
+fd = os.open("/dev/zero", os.O_RDONLY)
+def churn(times):
+    for _ in range(times):
+        a = os.pread(fd, 1 << 20, 0)
+        b = os.pread(fd, 1 << 20, 0)
+        del a, b
+churn(50)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+churn(200)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+def test_the_serving_environment_reuses_freed_transfer_buffers() -> None:
+    # A download allocates and frees a 1 MiB buffer per chunk; glibc must keep
+    # them rather than return the heap's top and fault it in again every time.
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    env = server_environment(inherited, code_root=None)
+    faults = subprocess.run(
+        [sys.executable, "-c", _CHURN], env=env, capture_output=True, text=True, check=True
+    )
+    assert int(faults.stdout) < 1000, f"{faults.stdout.strip()} page faults for 400 chunks"

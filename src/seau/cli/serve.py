@@ -28,6 +28,12 @@ MALLOC_DEFAULTS = {
     # good. 1 MiB transfer buffers stay under it and are reused, not re-mapped
     # (a 128 KiB threshold re-mapped them: 8.8 vs 4.3 CPU-s per GiB uploaded).
     "MALLOC_MMAP_THRESHOLD_": str(4 * 1024 * 1024),
+    # Setting the threshold also freezes glibc's trim threshold at 128 KiB, so
+    # the heap's top was handed back after nearly every 1 MiB chunk and faulted
+    # in again for the next: 240 page faults a chunk. 4 MiB keeps a transfer's
+    # few buffers: local 64 MiB downloads 0.92 vs 1.2-1.4 CPU-s per GiB, S3
+    # 1.0-1.3 vs 2.1-2.4 (docs/benchmarks.md), peaks within noise.
+    "MALLOC_TRIM_THRESHOLD_": str(4 * 1024 * 1024),
 }
 """glibc's allocator settings, read from the environment when the process
 starts: one more reason to exec rather than serve from the CLI's process. A
