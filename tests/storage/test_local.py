@@ -68,6 +68,13 @@ def fsyncs(monkeypatch: pytest.MonkeyPatch) -> Recorder:
     return recorder
 
 
+@pytest.fixture
+def preads(monkeypatch: pytest.MonkeyPatch) -> Recorder:
+    recorder = Recorder(os.pread)
+    monkeypatch.setattr(os, "pread", recorder.pread)
+    return recorder
+
+
 async def test_put_fsyncs_the_file_then_its_directory(
     store: LocalFileStore, root: Path, fsyncs: Recorder
 ) -> None:
@@ -121,15 +128,11 @@ async def test_small_incoming_chunks_are_written_in_big_buffers(
     assert min(sizes[:-1]) >= MiB
 
 
-async def test_reads_are_large_preads(
-    store: LocalFileStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_reads_are_large_preads(store: LocalFileStore, preads: Recorder) -> None:
     await store.put("big", chunks(pattern(4 * MiB)))
-    reads = Recorder(os.pread)
-    monkeypatch.setattr(os, "pread", reads.pread)
     sizes = [len(chunk) async for chunk in await store.get("big")]
     assert sizes == [MiB] * 4
-    assert [size for _, size, _ in reads.calls] == [MiB] * 4
+    assert [size for _, size, _ in preads.calls] == [MiB] * 4
 
 
 async def test_read_chunk_size_is_configurable(root: Path) -> None:
@@ -140,15 +143,13 @@ async def test_read_chunk_size_is_configurable(root: Path) -> None:
 
 
 async def test_a_ranged_read_touches_only_its_range(
-    store: LocalFileStore, monkeypatch: pytest.MonkeyPatch
+    store: LocalFileStore, preads: Recorder
 ) -> None:
     data = pattern(4 * MiB)
     await store.put("big", chunks(data))
-    reads = Recorder(os.pread)
-    monkeypatch.setattr(os, "pread", reads.pread)
     start, end = 3 * MiB + 17, 3 * MiB + 1000
     assert await read_all(await store.get("big", start=start, end=end)) == data[start:end]
-    assert [size for _, size, _ in reads.calls] == [end - start]
+    assert [size for _, size, _ in preads.calls] == [end - start]
 
 
 async def test_objects_are_plain_files_at_their_key(store: LocalFileStore, root: Path) -> None:
@@ -345,18 +346,16 @@ async def test_a_small_read_is_one_thread_call_and_holds_no_descriptor(
 
 
 async def test_the_next_chunk_is_read_while_the_caller_holds_this_one(
-    store: LocalFileStore, monkeypatch: pytest.MonkeyPatch
+    store: LocalFileStore, preads: Recorder
 ) -> None:
     data = pattern(3 * MiB)
     await store.put("big", chunks(data))
-    reads = Recorder(os.pread)
-    monkeypatch.setattr(os, "pread", reads.pread)
     stream = await store.get("big")
     first = await anext(aiter(stream))
     for _ in range(500):
-        if len(reads.calls) == 2:
+        if len(preads.calls) == 2:
             break
         await asyncio.sleep(0.01)
-    assert len(reads.calls) == 2, "the second chunk is read before it is asked for"
+    assert len(preads.calls) == 2, "the second chunk is read before it is asked for"
     assert first + await read_all(stream) == data
-    assert len(reads.calls) == 3
+    assert len(preads.calls) == 3
