@@ -11,7 +11,6 @@ no `pending` row first.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import functools
@@ -45,7 +44,6 @@ log = logging.getLogger("seau.files")
 
 SortKey = Literal["created", "-created", "name", "-name", "size", "-size"]
 T = TypeVar("T")
-MiB = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,48 +53,28 @@ class Page:
 
 
 class _Metered:
-    """Passes the bytes through while counting, hashing and enforcing the byte limit.
+    """Passes chunks through while counting, hashing and enforcing the byte limit.
 
-    Chunks are regrouped into batches of ``batch`` bytes (what the stores write
-    or send at a time), each hashed in a worker thread while the event loop goes
-    on reading: SHA-256 on the loop was a quarter of a large upload's loop time
-    (docs/benchmarks.md). One batch is hashed at a time, so the digest sees the
-    bytes in order; a short last batch is hashed inline, which is cheaper than a
-    thread hop for small files.
+    SHA-256 runs on the event loop, chunk by chunk: hashing 1 MiB batches on a
+    worker thread took the loop's share of a 512 MiB upload from 63-65 % to
+    40-45 % of a core but cost more CPU in all (2.2-2.3 vs 1.9 s/GiB: a copy per
+    batch and a thread trip), 2 MiB more memory, and no throughput on two cores
+    (docs/benchmarks.md, "Tried and dropped").
     """
 
-    def __init__(self, source: AsyncIterable[bytes], *, limit: int, batch: int = MiB) -> None:
+    def __init__(self, source: AsyncIterable[bytes], *, limit: int) -> None:
         self._source = source
         self._limit = limit
-        self._batch = batch
         self.size = 0
         self.sha256 = hashlib.sha256()
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        loop = asyncio.get_running_loop()
-        pending: list[bytes] = []
-        pending_size = 0
-        hashing: asyncio.Future[None] | None = None
         async for chunk in self._source:
             self.size += len(chunk)
             if self.size > self._limit:
                 raise PayloadTooLarge(f"the file exceeds the limit of {self._limit} bytes")
-            pending.append(chunk)
-            pending_size += len(chunk)
-            if pending_size >= self._batch:
-                batch = b"".join(pending)
-                pending.clear()
-                pending_size = 0
-                if hashing is not None:
-                    await hashing
-                hashing = loop.run_in_executor(None, self.sha256.update, batch)
-                yield batch
-        if hashing is not None:
-            await hashing
-        if pending:
-            batch = b"".join(pending)
-            self.sha256.update(batch)
-            yield batch
+            self.sha256.update(chunk)
+            yield chunk
 
 
 class FileService:
