@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import replace
 
 import psutil
 import pytest
@@ -279,7 +280,7 @@ async def test_an_object_within_one_part_is_stored_by_a_single_put(
 ) -> None:
     endpoint = s3_server.endpoint_url
     bucket = make_bucket(endpoint)
-    store = ObstoreS3Store(s3_options(endpoint, bucket=bucket), part_size=PART)
+    store = ObstoreS3Store(replace(s3_options(endpoint, bucket=bucket), part_size=PART))
     data = pattern(size)
     info = await store.put("small", chunks(*in_pieces(data)))
     assert info.size == size
@@ -296,7 +297,7 @@ async def test_an_object_past_one_part_is_stored_by_a_multipart_upload(
 ) -> None:
     endpoint = s3_server.endpoint_url
     bucket = make_bucket(endpoint)
-    store = ObstoreS3Store(s3_options(endpoint, bucket=bucket), part_size=PART)
+    store = ObstoreS3Store(replace(s3_options(endpoint, bucket=bucket), part_size=PART))
     data = pattern(2 * PART + 3)
     # Pieces that straddle part boundaries.
     info = await store.put("large", chunks(*in_pieces(data, 1_000_003)))

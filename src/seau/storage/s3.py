@@ -60,7 +60,6 @@ class ObstoreS3Store(ObstoreStore):
         self,
         options: S3Options,
         *,
-        part_size: int | None = None,
         upload_concurrency: int = DEFAULT_UPLOAD_CONCURRENCY,
         read_chunk_size: int = MiB,
     ) -> None:
@@ -78,7 +77,7 @@ class ObstoreS3Store(ObstoreStore):
             raise ValueError(f"invalid S3 configuration: {exc}") from None
         super().__init__(
             store,
-            part_size=options.part_size if part_size is None else part_size,
+            part_size=options.part_size,
             max_concurrency=upload_concurrency,
             read_chunk_size=read_chunk_size,
             secrets=(options.secret_access_key or "", options.session_token or ""),
