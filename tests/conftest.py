@@ -11,10 +11,15 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+# seau.auth.tokens loads PyJWT without `cryptography` (see there); the tests sign
+# RS256/ES256 tokens with PyJWT, so they take the complete one that seau.auth.oidc loads.
+import seau.auth.oidc  # noqa: F401
 from seau.app import create_app
 from seau.settings import Settings
+from tests.support.ceph import ceph_server  # noqa: F401  (fixture)
 from tests.support.databases import scratch_database
 from tests.support.moto import make_bucket, s3_server  # noqa: F401  (fixture)
+from tests.support.oidc_provider import oidc_provider  # noqa: F401  (fixture)
 
 COMBINATIONS = [
     ("sqlite", "local"),
@@ -23,7 +28,12 @@ COMBINATIONS = [
     ("mysql", "s3"),
     ("postgresql", "local"),
     ("postgresql", "s3"),
+    # Ceph's RADOS Gateway, a real S3 engine, beside moto ("s3"): with SQLite only,
+    # since the databases meet S3 the same way whichever server answers.
+    ("sqlite", "ceph"),
 ]
+S3_SERVERS = {"s3": "s3_server", "ceph": "ceph_server"}
+"""Which fixture serves each S3 flavour of `COMBINATIONS`: moto, or Ceph's RGW."""
 
 TEST_SECRET = "test-secret-" + "x" * 60
 
@@ -51,7 +61,13 @@ class Running:
 
 
 @pytest.fixture(
-    scope="session", params=COMBINATIONS, ids=[f"{db}-{store}" for db, store in COMBINATIONS]
+    scope="session",
+    # Marked, so that `-m ceph` runs (and `-m "not ceph"` leaves out) all that Ceph runs.
+    params=[
+        pytest.param((db, store), marks=pytest.mark.ceph) if store == "ceph" else (db, store)
+        for db, store in COMBINATIONS
+    ],
+    ids=[f"{db}-{store}" for db, store in COMBINATIONS],
 )
 async def running(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
@@ -60,8 +76,8 @@ async def running(
     tmp = tmp_path_factory.mktemp(f"{database}-{store}")
     with scratch_database(database, tmp) as database_url:
         extra: dict[str, object] = {}
-        if store == "s3":
-            server = request.getfixturevalue("s3_server")
+        if store in S3_SERVERS:
+            server = request.getfixturevalue(S3_SERVERS[store])
             storage_url = f"s3://{make_bucket(server.endpoint_url)}"
             extra = s3_settings(server.endpoint_url)
         else:
@@ -73,6 +89,10 @@ async def running(
             secret_key=TEST_SECRET,
             max_upload_bytes=8 * 1024 * 1024,
             max_files_per_request=5,
+            # One app serves the whole api suite from one address: more sign-ups
+            # than the defaults allow (tests/api/test_security.py tests the limits).
+            signup_per_address_per_hour=0,
+            signup_per_minute=0,
             **extra,  # type: ignore[arg-type]
         )
         app = create_app(settings)

@@ -16,10 +16,12 @@ from pathlib import Path
 import httpx
 from sqlalchemy import select
 
+from seau.app import create_app
 from seau.db.base import utcnow
 from seau.db.models import FileState, UserFile
 from seau.files.keys import key_for
 from seau.gc import collect
+from seau.settings import Settings
 from tests.api.helpers import stored_keys, upload_raw
 from tests.conftest import Running
 from tests.support.server import SEAU, seau_server, server_env
@@ -168,3 +170,23 @@ def test_seau_killed_mid_upload_then_gc_leaves_no_debris(tmp_path: Path) -> None
     assert "temporary data: 1 removed" in result.stdout
     assert [p for p in (data_dir / "objects").rglob("*") if p.is_file()] == []
     assert file_rows() == (0,)
+
+
+async def test_the_server_collects_by_itself_within_its_first_interval(tmp_path: Path) -> None:
+    settings = Settings(
+        data_dir=tmp_path, secret_key="k" * 40, gc_interval_seconds=1, gc_grace_seconds=1
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        state = app.state.seau
+        key = key_for(uuid.uuid4())
+        await state.store.put(key, _bytes(b"an object no row names"))
+        # Older than the grace period by its modification time, as a crash would leave it.
+        os.utime(tmp_path / "objects" / key, (time.time() - 60, time.time() - 60))
+        for _ in range(50):
+            if not [info async for info in state.store.list(key)]:
+                break
+            await asyncio.sleep(0.1)
+        assert [info async for info in state.store.list(key)] == []
+        runs = state.metrics.gc_runs.labels("ok")._value.get()
+        assert runs >= 1

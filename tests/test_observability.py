@@ -7,6 +7,7 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -23,7 +24,7 @@ async def test_every_response_has_a_request_id_and_problems_carry_it(
     ok = await client.get("/healthz")
     assert len(ok.headers["x-request-id"]) >= 8
     problem = await client.get("/api/v1/users/me")
-    body = assert_problem(problem, 401, "not_authenticated")
+    body = assert_problem(problem, 401, "token_invalid")
     assert body["request_id"] == problem.headers["x-request-id"]
     mine = await client.get("/nope", headers={"X-Request-ID": "trace-abc.123"})
     assert mine.headers["x-request-id"] == "trace-abc.123"
@@ -39,7 +40,7 @@ async def test_metrics_count_requests_bytes_and_uploads(
     assert 'seau_http_requests_total{method="POST",route="/api/v1/files",status="201"}' in text
     assert "seau_upload_duration_seconds_count" in text
     assert "seau_uploads_in_progress 0.0" in text
-    received = [line for line in text.splitlines() if line.startswith("seau_bytes_received_total")]
+    received = [line for line in text.splitlines() if line.startswith("seau_received_bytes_total")]
     assert float(received[0].split()[-1]) >= 5000
 
 
@@ -72,7 +73,7 @@ def test_sigterm_lets_an_upload_in_flight_finish(tmp_path: Path) -> None:
         halfway = threading.Event()
         result: list[httpx.Response] = []
 
-        def body() -> object:
+        def body() -> Iterator[bytes]:
             for i in range(40):
                 if i == 10:
                     halfway.set()

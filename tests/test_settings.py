@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from seau.app import s3_options
-from seau.settings import ConfigurationError, Settings, load_settings
+from seau.errors import ConfigurationError
+from seau.settings import Settings, load_settings
 from seau.storage.s3 import ObstoreS3Store
+from seau.wiring import s3_options
 
 
 def test_defaults_are_embedded_sqlite_and_local_store(tmp_path: Path) -> None:

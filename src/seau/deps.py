@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-from fastapi import Depends, Request
-from fastapi.security import OAuth2PasswordBearer
+from fastapi import Depends, Request, Security
+from fastapi.security import OAuth2PasswordBearer, SecurityScopes
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from seau.auth.authenticate import Authenticator
+from seau.auth.keys import AccessKeys
+from seau.auth.principal import SCOPE_DESCRIPTIONS, Principal, Scope
 from seau.auth.service import AuthService
-from seau.auth.throttle import SignInGuard
-from seau.db.models import User
-from seau.errors import NotAuthenticated
+from seau.errors import AdminRequired, InsufficientScope, NotAuthenticated
+from seau.events.service import WebhookService
 from seau.files.service import FileService
 from seau.observability import Metrics
 from seau.settings import Settings
+from seau.shares.service import ShareService
 from seau.storage import Store
 from seau.uploads.service import UploadService
+
+if TYPE_CHECKING:
+    # Loaded only when OIDC is configured: it brings `cryptography` (~10 MiB).
+    from seau.auth.oidc import OidcVerifier
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,11 +34,15 @@ class AppState:
     sessions: async_sessionmaker[AsyncSession]
     store: Store
     auth: AuthService
+    authenticator: Authenticator
+    keys: AccessKeys
+    oidc: OidcVerifier | None
     files: FileService
-    sign_in: SignInGuard
+    shares: ShareService
     metrics: Metrics
     # None when the store has no staging capability (the memory store).
     uploads: UploadService | None
+    webhooks: WebhookService
 
 
 # Every dependency is `async def`, even the trivial ones: FastAPI runs a plain
@@ -44,16 +55,51 @@ async def get_state(request: Request) -> AppState:
 
 StateDep = Annotated[AppState, Depends(get_state)]
 
-_bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+_bearer = OAuth2PasswordBearer(
+    tokenUrl="/api/v1/auth/token",
+    scheme_name="bearer",
+    scopes=dict(SCOPE_DESCRIPTIONS),
+    description="seau's own sign-in (email and password); the other kinds of bearer "
+    "token are the `token` and `oidc` schemes.",
+    auto_error=False,
+)
 
 
-async def current_user(state: StateDep, token: Annotated[str | None, Depends(_bearer)]) -> User:
+async def current_principal(
+    security_scopes: SecurityScopes,
+    request: Request,
+    state: StateDep,
+    token: Annotated[str | None, Depends(_bearer)],
+) -> Principal:
+    """The verified caller, holding every scope the route declares (RFC 6750 errors:
+    401 for no or a bad token, 403 `insufficient_scope` for a missing scope). Runs
+    before the route reads any of the body."""
     if not token:
         raise NotAuthenticated("a bearer token is required")
-    return await state.auth.user_for_token(token)
+    principal = await state.authenticator.authenticate(
+        token, act_as=request.headers.get("seau-subject")
+    )
+    for scope in security_scopes.scopes:
+        if scope not in principal.scopes:
+            raise InsufficientScope(str(scope))  # "files:write", not the enum's repr
+    return principal
 
 
-CurrentUser = Annotated[User, Depends(current_user)]
+Caller = Annotated[Principal, Security(current_principal)]
+"""Any verified caller: no scope needed."""
+FilesReader = Annotated[Principal, Security(current_principal, scopes=[Scope.FILES_READ])]
+FilesWriter = Annotated[Principal, Security(current_principal, scopes=[Scope.FILES_WRITE])]
+TokensManager = Annotated[Principal, Security(current_principal, scopes=[Scope.TOKENS])]
+
+
+async def admin_principal(caller: Caller) -> Principal:
+    """An admin signed in, or a service key with the `admin` scope."""
+    if not caller.is_admin:
+        raise AdminRequired()
+    return caller
+
+
+AdminCaller = Annotated[Principal, Depends(admin_principal)]
 
 
 async def get_settings(state: StateDep) -> Settings:
@@ -64,10 +110,25 @@ async def get_files(state: StateDep) -> FileService:
     return state.files
 
 
+async def get_shares(state: StateDep) -> ShareService:
+    return state.shares
+
+
 async def get_auth(state: StateDep) -> AuthService:
     return state.auth
 
 
+async def get_keys(state: StateDep) -> AccessKeys:
+    return state.keys
+
+
+async def get_webhooks(state: StateDep) -> WebhookService:
+    return state.webhooks
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+WebhooksDep = Annotated[WebhookService, Depends(get_webhooks)]
 FilesDep = Annotated[FileService, Depends(get_files)]
 AuthDep = Annotated[AuthService, Depends(get_auth)]
+SharesDep = Annotated[ShareService, Depends(get_shares)]
+KeysDep = Annotated[AccessKeys, Depends(get_keys)]

@@ -7,7 +7,16 @@ This module imports nothing from the HTTP framework so services can raise these.
 
 from __future__ import annotations
 
-from typing import ClassVar
+import logging
+import math
+from collections.abc import Awaitable
+from typing import ClassVar, TypeVar
+
+from seau.storage.errors import StorageUnavailable
+
+log = logging.getLogger("seau")
+
+T = TypeVar("T")
 
 
 class SeauError(Exception):
@@ -42,10 +51,22 @@ class InvalidCursor(BadRequest):
     title = "Invalid pagination cursor"
 
 
+class ClientDisconnected(BadRequest):
+    """Nobody reads this answer; it names the outcome in logs and metrics."""
+
+    code = "client_disconnected"
+    title = "The client went away during the upload"
+
+
 class ValidationFailed(SeauError):
     status = 422
     code = "validation_error"
     title = "Invalid request"
+
+
+class InvalidScopes(ValidationFailed):
+    code = "invalid_scopes"
+    title = "Invalid token request"
 
 
 class InvalidFileName(ValidationFailed):
@@ -53,23 +74,92 @@ class InvalidFileName(ValidationFailed):
     title = "Invalid file name"
 
 
+class InvalidEmail(ValidationFailed):
+    code = "invalid_email"
+    title = "Invalid email address"
+
+
+class WeakPassword(ValidationFailed):
+    code = "weak_password"
+    title = "The password is too easy to guess"
+
+
 class NotAuthenticated(SeauError):
+    """No credentials (RFC 6750 section 3.1: the challenge names no error)."""
+
     status = 401
-    code = "not_authenticated"
+    code = "token_invalid"
     title = "Authentication required"
+    challenge: ClassVar[str] = 'Bearer realm="seau"'
 
     def __init__(self, detail: str | None = None) -> None:
-        super().__init__(detail, headers={"WWW-Authenticate": "Bearer"})
+        super().__init__(detail, headers={"WWW-Authenticate": self.challenge})
 
 
 class InvalidToken(NotAuthenticated):
-    code = "invalid_token"
-    title = "Invalid or expired token"
+    """Malformed, unsigned, badly signed, for another issuer or audience, revoked."""
+
+    title = "Invalid token"
+    challenge = 'Bearer realm="seau", error="invalid_token"'
+
+
+class TokenExpired(InvalidToken):
+    code = "token_expired"
+    title = "The token has expired"
+
+
+class InsufficientScope(SeauError):
+    """A valid token that does not allow this operation (RFC 6750 section 3.1)."""
+
+    status = 403
+    code = "insufficient_scope"
+    title = "The token does not allow this"
+
+    def __init__(self, scope: str, detail: str | None = None) -> None:
+        super().__init__(
+            detail or f"this needs a token with the {scope!r} scope",
+            headers={
+                "WWW-Authenticate": (
+                    f'Bearer realm="seau", error="insufficient_scope", scope="{scope}"'
+                )
+            },
+        )
+        self.scope = scope
+
+
+class SubjectRequired(BadRequest):
+    code = "subject_required"
+    title = "Name the subject to act for"
+
+
+class InvalidSubject(BadRequest):
+    code = "invalid_subject"
+    title = "Invalid subject"
 
 
 class InvalidCredentials(NotAuthenticated):
     code = "invalid_credentials"
     title = "Wrong email or password"
+
+
+class SharePasswordRequired(NotAuthenticated):
+    """A share with a password, asked for without one (HTTP Basic, any user name)."""
+
+    code = "share_password_required"
+    title = "This share needs its password"
+    challenge = 'Basic realm="seau share", charset="UTF-8"'
+
+
+class WrongSharePassword(InvalidCredentials):
+    # An InvalidCredentials, so that the per-share throttle counts it as a failure.
+    code = "share_password_invalid"
+    title = "Wrong password for this share"
+    challenge = 'Basic realm="seau share", charset="UTF-8"'
+
+
+class InvalidShare(ValidationFailed):
+    code = "invalid_share"
+    title = "Invalid share"
 
 
 class SignupDisabled(SeauError):
@@ -78,15 +168,49 @@ class SignupDisabled(SeauError):
     title = "Sign-up is disabled on this server"
 
 
+class LocalAccountsDisabled(SeauError):
+    status = 403
+    code = "local_accounts_disabled"
+    title = "Sign in with the identity provider: seau's own accounts are turned off"
+
+
 class NotFound(SeauError):
     status = 404
     code = "not_found"
     title = "Not found"
 
 
+class TokenNotFound(NotFound):
+    code = "token_not_found"
+    title = "No such token"
+
+
 class FileNotFound(NotFound):
     code = "file_not_found"
     title = "File not found"
+
+
+class WebhookNotFound(NotFound):
+    code = "webhook_not_found"
+    title = "No such webhook endpoint"
+
+
+class DeliveryNotFound(NotFound):
+    code = "delivery_not_found"
+    title = "No such failed delivery"
+
+
+class AdminRequired(SeauError):
+    status = 403
+    code = "admin_required"
+    title = "Only an admin (or a service key with the admin scope) may do this"
+
+
+class ShareNotFound(NotFound):
+    """No such share, revoked, or its file deleted: the three look the same."""
+
+    code = "share_not_found"
+    title = "No such share"
 
 
 class MethodNotAllowed(SeauError):
@@ -101,16 +225,31 @@ class EmailTaken(SeauError):
     title = "An account with this email already exists"
 
 
-class LengthRequired(SeauError):
-    status = 411
-    code = "length_required"
-    title = "Length required"
+class Gone(SeauError):
+    status = 410
+    code = "gone"
+    title = "Gone"
+
+
+class ShareExpired(Gone):
+    code = "share_expired"
+    title = "The share has expired"
+
+
+class ShareExhausted(Gone):
+    code = "share_exhausted"
+    title = "The share has been downloaded as many times as it allows"
 
 
 class PayloadTooLarge(SeauError):
     status = 413
     code = "file_too_large"
     title = "File too large"
+
+
+class RequestTooLarge(PayloadTooLarge):
+    code = "request_too_large"
+    title = "Request body too large"
 
 
 class TooManyFiles(SeauError):
@@ -135,6 +274,21 @@ class RangeNotSatisfiable(SeauError):
         self.size = size
 
 
+class TooManyAttempts(SeauError):
+    status = 429
+    code = "too_many_attempts"
+    title = "Too many failed sign-in attempts"
+
+    def __init__(self, retry_after: float) -> None:
+        seconds = max(1, math.ceil(retry_after))
+        super().__init__(f"try again in {seconds} s", headers={"Retry-After": str(seconds)})
+
+
+class TooManySignUps(TooManyAttempts):
+    code = "too_many_sign_ups"
+    title = "Too many sign-ups; try again later"
+
+
 class ServiceUnavailable(SeauError):
     status = 503
     code = "service_unavailable"
@@ -153,3 +307,42 @@ class StorageUnavailableError(ServiceUnavailable):
 class DatabaseUnavailable(ServiceUnavailable):
     code = "database_unavailable"
     title = "Database unavailable"
+
+
+class PasswordHashingBusy(ServiceUnavailable):
+    """Every password-hashing worker is busy and its queue is full."""
+
+    code = "password_hashing_busy"
+    title = "Too many sign-ins and sign-ups at once"
+    retry_after = 2
+
+
+# -- errors of the server-side commands (`seau serve`'s checks, `seau user`) --------
+# Not HTTP answers: the CLI prints their one-line message and exits non-zero.
+
+
+class CommandError(Exception):
+    """A server-side command cannot do its work; the message is one line."""
+
+
+class ConfigurationError(CommandError):
+    """Configuration that cannot work (a setting, a secret key file)."""
+
+
+class PreflightError(CommandError):
+    """A dependency is unreachable or misconfigured."""
+
+
+class NoSuchUser(CommandError):
+    """No account has this email."""
+
+
+async def storage_call(operation: Awaitable[T]) -> T:
+    """``operation``'s result; a store that cannot be reached becomes 503
+    `storage_unavailable`, whichever service met it. Other storage errors
+    (`ObjectNotFound`, `StagingLost`) are the caller's to interpret."""
+    try:
+        return await operation
+    except StorageUnavailable as exc:
+        log.warning("storage unavailable: %s", exc)
+        raise StorageUnavailableError() from exc

@@ -9,8 +9,10 @@ one process do not mix their figures.
 from __future__ import annotations
 
 import contextvars
+import functools
 import json
 import logging
+import os
 import re
 import secrets
 import time
@@ -18,6 +20,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+from prometheus_client.process_collector import ProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -45,8 +50,9 @@ class Metrics:
             buckets=_DURATION_BUCKETS,
             registry=r,
         )
-        self.bytes_in = Counter("seau_bytes_received", "Request body bytes received.", registry=r)
-        self.bytes_out = Counter("seau_bytes_sent", "Response body bytes sent.", registry=r)
+        # Units as suffixes (Prometheus naming): seau_bytes_received_total until 0.x.
+        self.bytes_in = Counter("seau_received_bytes", "Request body bytes received.", registry=r)
+        self.bytes_out = Counter("seau_sent_bytes", "Response body bytes sent.", registry=r)
         self.upload_duration = Histogram(
             "seau_upload_duration_seconds",
             "Upload requests, from first to last byte.",
@@ -60,12 +66,128 @@ class Metrics:
             registry=r,
         )
         self.uploads_in_progress = Gauge(
-            "seau_uploads_in_progress", "Upload requests being received now.", registry=r
+            "seau_uploads_in_progress",
+            "Upload requests being received now.",
+            registry=r,
+            # Across `--workers`: the sum over the workers alive.
+            multiprocess_mode="livesum",
         )
         self.gc_removed = Counter(
             "seau_gc_removed", "Items removed by the reconciler.", ["kind"], registry=r
         )
         self.gc_runs = Counter("seau_gc_runs", "Reconciler runs.", ["outcome"], registry=r)
+        self.webhook_deliveries = Counter(
+            "seau_webhook_deliveries",
+            "Webhook delivery attempts, by result (delivered, retrying, failed).",
+            ["result"],
+            registry=r,
+        )
+        # Read from the database: every instance sees the same numbers.
+        self.webhook_backlog = Gauge(
+            "seau_webhook_backlog",
+            "Events not yet delivered to every receiver (pending deliveries and new events).",
+            registry=r,
+            multiprocess_mode="max",
+        )
+        self.webhook_oldest_seconds = Gauge(
+            "seau_webhook_oldest_seconds",
+            "Age of the oldest event not yet delivered; 0 when none is.",
+            registry=r,
+            multiprocess_mode="max",
+        )
+
+
+MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+_PID_IN_FILE_NAME = re.compile(r"_(\d+)\.db$")
+
+
+def multiprocess_dir() -> str | None:
+    """The directory the worker processes of `seau serve` keep their metrics in,
+    when there is one (prometheus_client's multiprocess mode)."""
+    return os.environ.get(MULTIPROCESS_DIR_VARIABLE) or None
+
+
+def exposition_registry(own: CollectorRegistry) -> CollectorRegistry:
+    """What /metrics shows: ``own`` (this process's metrics), or, under `seau serve`,
+    the sum over every worker process, dead ones' counters included, with the
+    standard process metrics summed over the workers alive."""
+    directory = multiprocess_dir()
+    if directory is None:
+        return own
+    registry = CollectorRegistry(auto_describe=True)
+    MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+    registry.register(WorkerProcesses(directory))
+    return registry
+
+
+class WorkerProcesses:
+    """process_* metrics summed over the live processes that left metric files in
+    ``directory`` (start time: the earliest; max fds: the largest). A process found
+    dead has its live gauges dropped here, whether it exited or was killed."""
+
+    _EARLIEST = frozenset({"process_start_time_seconds"})
+    _LARGEST = frozenset({"process_max_fds"})
+
+    def __init__(self, directory: str) -> None:
+        self._directory = directory
+
+    def collect(self) -> list[Metric]:
+        totals: dict[str, tuple[str, str, float]] = {}
+        alive = 0
+        for pid in self._pids():
+            if not _alive(pid):
+                mark_process_dead(pid, self._directory)  # type: ignore[no-untyped-call]
+                continue
+            try:
+                collector = ProcessCollector(pid=functools.partial(int, pid), registry=None)
+                families = list(collector.collect())
+            except OSError:
+                continue
+            alive += 1
+            for family in families:
+                for sample in family.samples:
+                    if sample.name.endswith("_created"):
+                        continue
+                    seen = totals.get(sample.name)
+                    value = sample.value
+                    if seen is not None:
+                        if sample.name in self._EARLIEST:
+                            value = min(seen[2], value)
+                        elif sample.name in self._LARGEST:
+                            value = max(seen[2], value)
+                        else:
+                            value += seen[2]
+                    totals[sample.name] = (family.type, family.documentation, value)
+        result: list[Metric] = [
+            GaugeMetricFamily(
+                "seau_worker_processes", "Worker processes alive.", value=float(alive)
+            )
+        ]
+        for name, (kind, documentation, value) in totals.items():
+            if kind == "counter":
+                result.append(
+                    CounterMetricFamily(name.removesuffix("_total"), documentation, value=value)
+                )
+            else:
+                result.append(GaugeMetricFamily(name, documentation, value=value))
+        return result
+
+    def _pids(self) -> set[int]:
+        try:
+            names = os.listdir(self._directory)
+        except OSError:
+            return set()
+        return {int(m.group(1)) for n in names if (m := _PID_IN_FILE_NAME.search(n))}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class ObservabilityMiddleware:
@@ -126,14 +248,15 @@ class ObservabilityMiddleware:
                     m.upload_duration.observe(elapsed)
             if route in _DOWNLOAD_ROUTES and scope["method"] == "GET":
                 m.download_duration.observe(elapsed)
+            logged_path = _without_secrets(path)
             access_log.info(
                 "%s %s %s",
                 scope["method"],
-                path,
+                logged_path,
                 status,
                 extra={
                     "method": scope["method"],
-                    "path": path,
+                    "path": logged_path,
                     "route": route,
                     "status": status,
                     "duration_ms": round(elapsed * 1000, 2),
@@ -142,6 +265,15 @@ class ObservabilityMiddleware:
                 },
             )
             request_id_var.reset(token)
+
+
+# A share link's path is its secret (`seau.shares`): whoever reads the log must not
+# be able to download with it.
+_SHARE_SECRET = re.compile(r"^/s/[^/]+")
+
+
+def _without_secrets(path: str) -> str:
+    return _SHARE_SECRET.sub("/s/[secret]", path)
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import os
 import secrets
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from seau.errors import ConfigurationError
+from seau.events.types import check_secret, format_event_types, parse_event_types
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -27,10 +31,6 @@ _ASYNC_DRIVERS = {
     "postgresql": "postgresql+asyncpg",
     "postgresql+psycopg2": "postgresql+asyncpg",
 }
-
-
-class ConfigurationError(Exception):
-    """Configuration that cannot work; the message is one line for the operator."""
 
 
 def async_database_url(url: str) -> str:
@@ -64,6 +64,7 @@ class Settings(BaseSettings):
         min_length=32,
         description="Signs access tokens. Required when the database is shared "
         "(not SQLite); generated and kept in DATA_DIR otherwise.",
+        repr=False,
     )
     auto_migrate: bool = Field(
         default=True, description="Apply database migrations when the server starts."
@@ -95,14 +96,54 @@ class Settings(BaseSettings):
     shutdown_timeout_seconds: Annotated[int, Field(ge=1)] = Field(
         default=30, description="On SIGTERM, how long in-flight requests may take to finish."
     )
+    request_head_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = Field(
+        default=30.0,
+        description="How long a client may take to send a request's line and headers "
+        "(from the connection's first moment, or the request's first byte); then 408 "
+        "and the connection is closed.",
+    )
+    body_idle_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = Field(
+        default=60.0,
+        description="How long a request body may stop arriving while the server waits "
+        "for it; then 408 (or, once an answer has started, the connection is closed) "
+        "and whatever the request held is released.",
+    )
+    signup_per_address_per_hour: Annotated[int, Field(ge=0)] = Field(
+        default=20,
+        description="Sign-ups one client address may make per hour (a bucket that refills "
+        "steadily); 0 = no limit.",
+    )
+    signup_per_minute: Annotated[int, Field(ge=0)] = Field(
+        default=60,
+        description="Sign-ups the whole process accepts per minute, from every address; "
+        "0 = no limit.",
+    )
+    password_hash_workers: Annotated[int, Field(ge=1, le=64)] = Field(
+        default=1,
+        description="Threads that hash and verify passwords (argon2id, ~64 ms of a core "
+        "and 19 MiB each), apart from the threads that move files; more than half the "
+        "cores starves the event loop during a flood.",
+    )
+    password_hash_queue: Annotated[int, Field(ge=0, le=10_000)] = Field(
+        default=16,
+        description="Sign-ins and sign-ups that may wait for a hashing thread; beyond, "
+        "503 `password_hashing_busy` with Retry-After.",
+    )
     metrics_enabled: bool = Field(default=True, description="Serve Prometheus metrics at /metrics.")
+    metrics_token: str | None = Field(
+        default=None,
+        min_length=16,
+        repr=False,
+        description="When set, /metrics answers only `Authorization: Bearer <this token>`.",
+    )
     gc_grace_seconds: Annotated[int, Field(ge=1)] = Field(
         default=24 * 3600,
         description="The reconciler leaves anything younger alone: keep it longer "
         "than the longest upload the server allows.",
     )
     gc_interval_seconds: Annotated[int, Field(ge=0)] = Field(
-        default=0, description="Run the reconciler inside `seau serve` this often; 0 = never."
+        default=3600,
+        description="Run the reconciler inside `seau serve` this often; 0 = never.",
     )
     tus_max_size: Annotated[int | None, Field(gt=0)] = Field(
         default=None,
@@ -118,11 +159,164 @@ class Settings(BaseSettings):
         description="A resumable upload that receives no bytes for this long expires; "
         "`seau gc` then removes its data.",
     )
+    max_active_uploads: Annotated[int, Field(ge=1)] = Field(
+        default=100,
+        description="Unfinished, unexpired resumable uploads one user may have at once; "
+        "one more is refused with 429 too_many_active_uploads.",
+    )
     upload_lease_seconds: Annotated[float, Field(gt=0, le=3600)] = Field(
         default=30.0,
         description="How long a PATCH may hold its upload's lock without a byte arriving, "
         "and how soon a crashed instance's lock frees.",
     )
+
+    share_default_ttl_seconds: Annotated[int, Field(gt=0)] = Field(
+        default=7 * 24 * 3600,
+        description="How long a share link lasts when its creator gives no `expires_in` "
+        "(at most SEAU_SHARE_MAX_TTL_SECONDS).",
+    )
+    share_max_ttl_seconds: Annotated[int, Field(gt=0)] = Field(
+        default=365 * 24 * 3600,
+        description="The longest a share link may last; a longer `expires_in` is refused "
+        "(422 invalid_share).",
+    )
+
+    # Identity: who a bearer token names (docs/identity.md).
+    local_accounts: bool = Field(
+        default=True,
+        description="seau's own accounts: sign-up and email/password sign-in. Turn off "
+        "when an identity provider (or the application's own tokens) is the only source "
+        "of identity.",
+    )
+    oidc_issuer: str | None = Field(
+        default=None,
+        description="An OpenID Connect provider's issuer URL: its access tokens (JWT, "
+        "RS256/PS256/ES256/EdDSA) are accepted; needs SEAU_OIDC_AUDIENCE.",
+    )
+    oidc_audience: str | None = Field(
+        default=None, description="The `aud` the provider's access tokens must carry."
+    )
+    oidc_subject_claim: str = Field(
+        default="sub",
+        min_length=1,
+        description="The claim that names the owner in the provider's tokens.",
+    )
+    oidc_keys_refetch_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="A token signed by a key seau has not seen makes it fetch the "
+        "provider's JWKS again, at most once per this many seconds (a rotated key is "
+        "picked up within it; a flood of made-up key ids costs one fetch).",
+    )
+    oidc_client_id: str | None = Field(
+        default=None,
+        description="A public client at the provider: the web page signs in with it "
+        "(Authorization Code with PKCE). Unset: the page shows the email/password form.",
+    )
+    oidc_scopes: str = Field(
+        default="openid profile email",
+        description="Scopes the web page asks the provider for.",
+    )
+    app_jwt_secret: str | None = Field(
+        default=None,
+        min_length=32,
+        repr=False,
+        description="Accept HS256 tokens that the application's backend signs with this "
+        "secret (32+ bytes); the owner is their `sub`.",
+    )
+    app_jwt_issuer: str | None = Field(
+        default=None, description="When set, application tokens must carry this `iss`."
+    )
+    app_jwt_audience: str | None = Field(
+        default=None, description="When set, application tokens must carry this `aud`."
+    )
+
+    # Behind a reverse proxy (docs/deploy.md).
+    trusted_proxies: str = Field(
+        default="",
+        description="Comma-separated addresses and CIDR networks of the reverse proxies "
+        "whose `X-Forwarded-For`, `X-Forwarded-Proto` and `Forwarded` headers are "
+        "believed. Empty (the default): the peer's address is the client's.",
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="The URL clients reach seau at, e.g. `https://files.example.com`: "
+        "absolute URLs seau answers (the tus `Location`) start with it. Unset: they are "
+        "relative to the request's URL, never built from its `Host`.",
+    )
+
+    webhook_url: str | None = Field(
+        default=None,
+        description="Where every event is POSTed as a Standard Webhook (`file.ready`, "
+        "`file.renamed`, `file.deleted`, `upload.expired`; docs/events.md). Needs "
+        "`SEAU_WEBHOOK_SECRET`. Admins can register more receivers (`seau webhook add`).",
+    )
+    webhook_secret: str | None = Field(
+        default=None,
+        description="The Standard Webhooks secret the requests to `SEAU_WEBHOOK_URL` are "
+        "signed with: `whsec_` and base64 of 24 to 64 random bytes.",
+    )
+    webhook_events: str = Field(
+        default="",
+        description="Comma-separated event types `SEAU_WEBHOOK_URL` gets; empty (the "
+        "default): every type.",
+    )
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be an absolute http(s) URL")
+        return value.strip()
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        return check_secret(value.strip())
+
+    @field_validator("webhook_events")
+    @classmethod
+    def _webhook_events(cls, value: str) -> str:
+        return format_event_types(parse_event_types(value))
+
+    @model_validator(mode="after")
+    def _webhook_url_needs_a_secret(self) -> Settings:
+        if self.webhook_url is not None and self.webhook_secret is None:
+            raise ValueError("SEAU_WEBHOOK_SECRET must be set with SEAU_WEBHOOK_URL")
+        return self
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_addresses(cls, value: str) -> str:
+        items = [item.strip() for item in value.split(",") if item.strip()]
+        for item in items:
+            try:
+                ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"not an IP address or CIDR network: {item!r}") from None
+        return ",".join(items)
+
+    @field_validator("public_url")
+    @classmethod
+    def _absolute_base(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be an absolute http(s) URL, e.g. https://files.example.com")
+        if parts.query or parts.fragment:
+            raise ValueError("must have no query and no fragment")
+        return value.strip().rstrip("/")
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        return [item for item in self.trusted_proxies.split(",") if item]
 
     # The standard AWS variables, read without the SEAU_ prefix.
     aws_access_key_id: str | None = Field(
@@ -175,6 +369,26 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _oidc_needs_an_audience(self) -> Settings:
+        if self.oidc_issuer is not None:
+            if self.oidc_audience is None:
+                raise ValueError(
+                    "SEAU_OIDC_AUDIENCE must be set with SEAU_OIDC_ISSUER: tokens the "
+                    "provider issues for other services must not open seau"
+                )
+            if urlsplit(self.oidc_issuer).scheme not in ("http", "https"):
+                raise ValueError("SEAU_OIDC_ISSUER must be an http(s) URL")
+        elif self.oidc_client_id is not None:
+            raise ValueError("SEAU_OIDC_CLIENT_ID needs SEAU_OIDC_ISSUER")
+        return self
+
+    @model_validator(mode="after")
+    def _kept_secret_is_long_enough(self) -> Settings:
+        if self.secret_key is None:
+            _check_secret_length(self.data_dir / "secret_key")
+        return self
+
+    @model_validator(mode="after")
     def _tus_parts_reach_the_largest_upload(self) -> Settings:
         if (
             self.tus_part_size is not None
@@ -209,12 +423,30 @@ class Settings(BaseSettings):
         path = self.data_dir / "secret_key"
         if not path.exists():
             _create_secret_file(path)
+        _check_secret_length(path)
         return path.read_text(encoding="ascii").strip()
+
+
+def _check_secret_length(path: Path) -> None:
+    """A kept key must be as long as `SEAU_SECRET_KEY` must be: a short one (edited by
+    hand, truncated) would sign tokens that are cheap to forge."""
+    try:
+        key = path.read_bytes().strip()
+    except FileNotFoundError:
+        return
+    except OSError:
+        # Unreadable: the start-up check reports it with the path.
+        return
+    if len(key) < 32:
+        raise ConfigurationError(
+            f"the secret key in {path} is {len(key)} bytes long; it must be at least 32 "
+            "(delete the file to have a new one made)"
+        )
 
 
 def _create_secret_file(path: Path) -> None:
     """Write a new key atomically: two processes starting at once agree on one key."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 
@@ -31,7 +32,7 @@ async def upload_raw(
     name: str,
     data: bytes,
     content_type: str = "application/octet-stream",
-) -> dict[str, object]:
+) -> dict[str, Any]:
     response = await client.post(
         "/api/v1/files",
         params={"name": name},
@@ -39,7 +40,7 @@ async def upload_raw(
         headers={**auth, "Content-Type": content_type},
     )
     assert response.status_code == 201, response.text
-    body: dict[str, object] = response.json()
+    body: dict[str, Any] = response.json()
     return body
 
 

@@ -71,6 +71,9 @@ async def test_token_response_has_the_oauth2_shape(
         "/api/v1/auth/token", data={"username": email, "password": "password-x"}
     )
     body = response.json()
+    # RFC 6749 section 5.1: no cache may keep a response that carries a token.
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["pragma"] == "no-cache"
     assert body["token_type"] == "bearer"
     assert body["expires_in"] == running.settings.token_ttl_seconds
     me = await client.get(
@@ -82,8 +85,8 @@ async def test_token_response_has_the_oauth2_shape(
 
 async def test_me_without_token_is_401_with_bearer_challenge(client: httpx.AsyncClient) -> None:
     response = await client.get("/api/v1/users/me")
-    assert_problem(response, 401, "not_authenticated")
-    assert response.headers["www-authenticate"] == "Bearer"
+    assert_problem(response, 401, "token_invalid")
+    assert response.headers["www-authenticate"] == 'Bearer realm="seau"'
 
 
 async def test_expired_forged_and_wrong_algorithm_tokens_are_401(
@@ -107,12 +110,23 @@ async def test_expired_forged_and_wrong_algorithm_tokens_are_401(
         "exp": datetime.now(UTC) + timedelta(hours=1),
     }
     hs512 = jwt.encode(claims, TEST_SECRET, algorithm="HS512")
-    unsigned = jwt.encode(claims, None, algorithm="none")
-    for token in (expired, forged, hs512, unsigned, "garbage", "a.b.c"):
+    unsigned = jwt.encode(claims, "", algorithm="none")
+    for token, code in (
+        (expired, "token_expired"),
+        (forged, "token_invalid"),
+        (hs512, "token_invalid"),
+        (unsigned, "token_invalid"),
+        ("garbage", "token_invalid"),
+        ("a.b.c", "token_invalid"),
+    ):
         response = await client.get(
             "/api/v1/users/me", headers={"Authorization": f"Bearer {token}"}
         )
-        assert_problem(response, 401, "invalid_token")
+        assert_problem(response, 401, code)
+        # RFC 6750 section 3.1: a token was given, so the challenge names the error.
+        assert response.headers["www-authenticate"] == (
+            'Bearer realm="seau", error="invalid_token"'
+        )
 
 
 async def test_file_routes_need_a_token(client: httpx.AsyncClient) -> None:
@@ -126,4 +140,21 @@ async def test_file_routes_need_a_token(client: httpx.AsyncClient) -> None:
         ("GET", f"/api/v1/files/{some_id}/content"),
     ):
         response = await client.request(method, path, content=b"x")
-        assert_problem(response, 401, "not_authenticated")
+        assert_problem(response, 401, "token_invalid")
+
+
+async def test_sign_up_with_a_common_password_is_422_weak_password(
+    client: httpx.AsyncClient,
+) -> None:
+    for password in ("1234567890", "Password12", "qwertyuiop"):
+        response = await client.post(
+            "/api/v1/users",
+            json={"email": f"weak-{uuid.uuid4().hex[:8]}@example.com", "password": password},
+        )
+        body = assert_problem(response, 422, "weak_password")
+        assert "most commonly used" in str(body["detail"])
+    short = await client.post(
+        "/api/v1/users", json={"email": "short@example.com", "password": "123456789"}
+    )
+    problem = assert_problem(short, 422, "validation_error")
+    assert "10 characters" in str(problem["errors"])

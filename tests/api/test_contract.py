@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 
+from seau.app import create_app
+from seau.settings import Settings
 from tests.api.helpers import assert_problem
 
 
@@ -59,3 +63,44 @@ async def test_malformed_json_is_a_422_problem(client: httpx.AsyncClient) -> Non
         "/api/v1/users", content=b"{not json", headers={"Content-Type": "application/json"}
     )
     assert_problem(response, 422, "validation_error")
+
+
+async def test_every_protected_operation_declares_its_scopes_for_every_scheme(
+    client: httpx.AsyncClient,
+) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    schemes = spec["components"]["securitySchemes"]
+    assert schemes["token"] == {**schemes["token"], "type": "http", "scheme": "bearer"}
+    # No provider configured in this app: no OpenID Connect scheme.
+    assert "oidc" not in schemes
+    expected = {
+        ("get", "/api/v1/files"): ["files:read"],
+        ("post", "/api/v1/files"): ["files:write"],
+        ("get", "/api/v1/files/{file_id}/content"): ["files:read"],
+        ("delete", "/api/v1/files/{file_id}"): ["files:write"],
+        ("patch", "/api/v1/files/{file_id}"): ["files:write"],
+        ("post", "/api/v1/uploads"): ["files:write"],
+        ("head", "/api/v1/uploads/{upload_id}"): ["files:read"],
+        ("patch", "/api/v1/uploads/{upload_id}"): ["files:write"],
+        ("post", "/api/v1/tokens"): ["tokens"],
+        ("get", "/api/v1/users/me"): [],
+    }
+    for (method, path), scopes in expected.items():
+        security = spec["paths"][path][method]["security"]
+        assert security == [{"bearer": scopes}, {"token": scopes}], (method, path)
+
+
+def test_openapi_names_the_provider_when_one_is_configured(tmp_path: Path) -> None:
+    settings = Settings(
+        data_dir=tmp_path,
+        oidc_issuer="https://login.example.com/tenant/",
+        oidc_audience="files-api",
+    )
+    spec = create_app(settings).openapi()
+    oidc = spec["components"]["securitySchemes"]["oidc"]
+    assert oidc["type"] == "openIdConnect"
+    assert oidc["openIdConnectUrl"] == (
+        "https://login.example.com/tenant/.well-known/openid-configuration"
+    )
+    security = spec["paths"]["/api/v1/files"]["get"]["security"]
+    assert {"oidc": ["files:read"]} in security

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 
@@ -8,10 +10,10 @@ from tests.conftest import Running
 
 
 async def _all_pages(
-    client: httpx.AsyncClient, auth: dict[str, str], **params: object
-) -> list[dict[str, object]]:
-    items: list[dict[str, object]] = []
-    cursor = None
+    client: httpx.AsyncClient, auth: dict[str, str], **params: str | int
+) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    cursor: str | None = None
     while True:
         query = {**params, **({"cursor": cursor} if cursor else {})}
         page = (await client.get("/api/v1/files", params=query, headers=auth)).json()
@@ -85,7 +87,7 @@ async def test_q_filters_names_and_treats_wildcards_literally(
     [{"limit": 0}, {"limit": -1}, {"limit": "many"}, {"sort": "owner"}, {"limit": 10**30}],
 )
 async def test_absurd_pagination_values_are_422(
-    client: httpx.AsyncClient, auth: dict[str, str], params: dict[str, object]
+    client: httpx.AsyncClient, auth: dict[str, str], params: dict[str, str | int]
 ) -> None:
     response = await client.get("/api/v1/files", params=params, headers=auth)
     assert_problem(response, 422, "validation_error")

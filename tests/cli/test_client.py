@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import httpx
 import pytest
@@ -37,7 +38,12 @@ CLIENT_COMMANDS = ("login", "logout", "upload", "ls", "info", "mv", "rm", "downl
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("client-server")
-    env = {"SEAU_DATA_DIR": str(tmp / "data"), "SEAU_MAX_UPLOAD_BYTES": str(LIMIT)}
+    env = {
+        "SEAU_DATA_DIR": str(tmp / "data"),
+        "SEAU_MAX_UPLOAD_BYTES": str(LIMIT),
+        # One server signs up every test's users, all from 127.0.0.1.
+        "SEAU_SIGNUP_PER_ADDRESS_PER_HOUR": "0",
+    }
     with seau_server(env, cwd=tmp) as running:
         yield running
 
@@ -585,11 +591,13 @@ def test_download_resumes_after_the_connection_drops(cli: Cli) -> None:
     assert (cli.home / "big.bin").read_bytes() == data
     assert not part.exists()
     statuses = [
-        entry["status"]
+        cast(int, entry["status"])
         for entry in access_log(cli.server)
         if entry["path"] == f"/api/v1/files/{file['id']}/content"
     ]
-    assert statuses == [200, 206]
+    # The cut download is logged when the server notices the drop, which can
+    # be after the resumed request has finished: compare without order.
+    assert sorted(statuses) == [200, 206]
 
 
 class Relay:
@@ -764,7 +772,7 @@ def test_errors_are_one_line_built_from_the_problem_details(cli: Cli) -> None:
     expired = cli("ls", env={"SEAU_TOKEN": "not-a-token"})
     assert expired.returncode == 1
     assert one_error_line(expired) == (
-        "seau: Invalid or expired token: the token is not valid (invalid_token); run `seau login`"
+        "seau: Invalid token: the token is not valid (token_invalid); run `seau login`"
     )
 
     down = f"http://127.0.0.1:{free_port()}"
@@ -869,7 +877,7 @@ def test_user_disable_locks_the_account_out_at_once(cli: Cli) -> None:
 
     after = cli("ls")
     assert after.returncode == 1
-    assert "(invalid_token)" in one_error_line(after)
+    assert "(token_invalid)" in one_error_line(after)
     again = cli(
         "login",
         "--server",
@@ -911,7 +919,7 @@ def test_user_delete_removes_the_account_its_rows_and_its_objects(cli: Cli) -> N
         ).fetchone()
     assert rows == (0,)
     assert users == (0,)
-    assert "(invalid_token)" in one_error_line(cli("ls"))
+    assert "(token_invalid)" in one_error_line(cli("ls"))
 
     missing = admin(cli.server, "delete", "--email", cli.email, "--yes")
     assert missing.returncode == 1

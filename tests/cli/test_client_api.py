@@ -9,7 +9,7 @@ import httpx
 import pytest
 import typer
 
-from seau.cli.client import expand_sources, parse_size
+from seau.cli.client import Outcome, Source, expand_sources, parse_size
 from seau.cli.client_api import as_file_id, problem_message
 
 
@@ -105,7 +105,8 @@ def test_sources_walk_directories_expand_globs_and_report_what_matches_nothing(
         ("missing", "no such file or directory"),
     ]
     # Outcomes keep the order of the command line.
-    orders = sorted([*sources, *problems], key=lambda item: item.order)
+    outcomes: list[Source | Outcome] = [*sources, *problems]
+    orders = sorted(outcomes, key=lambda item: item.order)
     assert [item.label for item in orders][-3:] == ["g2.log", "nothing*", "missing"]
 
 

@@ -9,7 +9,6 @@ import pytest
 
 from seau.cli.client_config import (
     DEFAULT_SERVER,
-    ConfigError,
     Stored,
     config_path,
     current,
@@ -18,6 +17,7 @@ from seau.cli.client_config import (
     upload_state_path,
     write_config,
 )
+from seau.cli.client_errors import ConfigError
 
 
 @pytest.fixture(autouse=True)

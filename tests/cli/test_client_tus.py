@@ -13,7 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from seau.cli.client_tus import ResumableUploadError, upload_file
+from seau.cli.client_errors import ResumableUploadError
+from seau.cli.client_tus import upload_file
 from tests.support.server import Server, seau_server
 
 MiB = 1024 * 1024

@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+import os
 import sqlite3
 import subprocess
+import time
+import uuid
 from pathlib import Path
 
-from tests.support.server import SEAU, server_env
+import httpx
+
+from tests.support.server import SEAU, seau_server, server_env
 
 
 def seau(
@@ -96,3 +101,47 @@ def test_db_upgrade_then_user_create_and_list(tmp_path: Path) -> None:
     listed = seau("user", "list", cwd=tmp_path)
     assert "admin@example.com" in listed.stdout
     assert "yes" in listed.stdout
+
+
+def test_user_delete_and_gc_take_the_settings_serve_takes(tmp_path: Path) -> None:
+    # A relative `file:` storage URL, resolved under SEAU_DATA_DIR: `seau serve`
+    # accepts it, so every command that reaches the store must accept it too.
+    data = tmp_path / "data"
+    env = {"SEAU_DATA_DIR": str(data), "SEAU_STORAGE_URL": "file:objects"}
+    email, password = "someone@example.com", "a long enough password"
+    with seau_server(env, cwd=tmp_path) as server:
+        signed_up = httpx.post(
+            f"{server.url}/api/v1/users", json={"email": email, "password": password}, timeout=30
+        )
+        assert signed_up.status_code == 201, signed_up.text
+        token = httpx.post(
+            f"{server.url}/api/v1/auth/token",
+            data={"username": email, "password": password},
+            timeout=30,
+        ).json()["access_token"]
+        uploaded = httpx.post(
+            f"{server.url}/api/v1/files",
+            params={"name": "kept.txt"},
+            content=b"kept until the account goes",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+        assert uploaded.status_code == 201, uploaded.text
+    file_id = uuid.UUID(uploaded.json()["id"]).hex
+    stored = data / "objects" / "files" / file_id[:2] / file_id
+    assert stored.is_file()
+    orphan = data / "objects" / "files" / "ab" / ("ab" + "0" * 30)
+    orphan.parent.mkdir(parents=True, exist_ok=True)
+    orphan.write_bytes(b"no row names me")
+    week_ago = time.time() - 7 * 24 * 3600
+    os.utime(orphan, (week_ago, week_ago))
+
+    deleted = seau("user", "delete", "--email", email, "--yes", cwd=tmp_path, env=env)
+    assert deleted.returncode == 0, deleted.stderr
+    assert deleted.stdout.strip() == f"deleted {email} and 1 files (27 bytes)"
+    assert not stored.exists()
+
+    collected = seau("gc", cwd=tmp_path, env=env)
+    assert collected.returncode == 0, collected.stderr
+    assert "orphan objects: 1 found" in collected.stdout
+    assert not orphan.exists()

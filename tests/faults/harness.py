@@ -1,4 +1,4 @@
-"""A real deployment to break: `seau serve`, moto's S3, a SQL server, fault proxies.
+"""A real deployment to break: `seau serve`, S3 (moto or Ceph's RGW), SQL, fault proxies.
 
 `Deployment` knows the direct addresses (for inspection and `seau gc`) and the
 ones seau is given (through a `FaultProxy` when the test wants to break that
@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import boto3
 import httpx
@@ -34,9 +34,13 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from seau.db.models import FileState, UserFile
 from seau.files.keys import FILES_PREFIX
+from tests.support.ceph import CephGateway
 from tests.support.faultproxy import FaultProxy
 from tests.support.moto import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, MotoServer
 from tests.support.server import SEAU, Server, seau_server, server_env
+
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
 
 T = TypeVar("T")
 
@@ -60,7 +64,7 @@ class FileRow:
 @dataclass
 class Deployment:
     tmp: Path
-    s3: MotoServer
+    s3: MotoServer | CephGateway
     bucket: str
     database_url: str
     """Direct, for inspection and `seau gc`."""
@@ -133,9 +137,15 @@ class Deployment:
         }
 
     def start_s3(self, objects: dict[str, bytes] | None = None) -> None:
-        """Start moto (again, on the same port) with the bucket and ``objects``."""
+        """Start S3 (again, on the same port) with the bucket; on moto, with ``objects``."""
         self.s3.start()
         client = s3_client(self.s3.endpoint_url)
+        if isinstance(self.s3, CephGateway):
+            # Ceph kept the bucket and every object through the restart.
+            names = {bucket["Name"] for bucket in client.list_buckets().get("Buckets", [])}
+            if self.bucket not in names:
+                client.create_bucket(Bucket=self.bucket)
+            return
         client.create_bucket(Bucket=self.bucket)
         for key, data in (objects or {}).items():
             client.put_object(Bucket=self.bucket, Key=key, Body=data)
@@ -189,7 +199,7 @@ class Deployment:
 
 
 @functools.cache
-def s3_client(endpoint_url: str):  # type: ignore[no-untyped-def]  # boto3 ships no types
+def s3_client(endpoint_url: str) -> S3Client:
     """boto3, for setup and inspection only, never for the code under test."""
     return boto3.client(
         "s3",

@@ -21,9 +21,14 @@ from tests.faults.harness import (
 # Real servers killed and restarted, timeouts waited out: minutes in all.
 pytestmark = pytest.mark.slow
 
+# moto, and Ceph's RGW: a real S3 engine, which keeps its data through a restart
+# and dates its multipart uploads (the stale-upload sweep of `seau gc` sees real ages).
+ENGINES = pytest.mark.parametrize("engine", ["moto", pytest.param("ceph", marks=pytest.mark.ceph)])
 
-def test_seau_killed_mid_upload_to_s3_then_gc_leaves_no_debris(deploy: Deploy) -> None:
-    deployment = deploy()
+
+@ENGINES
+def test_seau_killed_mid_upload_to_s3_then_gc_leaves_no_debris(deploy: Deploy, engine: str) -> None:
+    deployment = deploy(s3=engine)
     with deployment.serve("first") as server:
         auth = sign_up(server.url)
         data = os.urandom(2 * MiB)

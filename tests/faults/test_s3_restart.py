@@ -23,11 +23,16 @@ from tests.faults.harness import (
 # Real servers killed and restarted, timeouts waited out: minutes in all.
 pytestmark = pytest.mark.slow
 
+# moto, and Ceph's RGW: a real S3 engine, which keeps its data through a restart
+# and dates its multipart uploads (the stale-upload sweep of `seau gc` sees real ages).
+ENGINES = pytest.mark.parametrize("engine", ["moto", pytest.param("ceph", marks=pytest.mark.ceph)])
 
+
+@ENGINES
 def test_s3_killed_mid_upload_answers_a_prompt_503_and_recovers_after_restart(
-    deploy: Deploy,
+    deploy: Deploy, engine: str
 ) -> None:
-    deployment = deploy()
+    deployment = deploy(s3=engine)
     with deployment.serve() as server:
         auth = sign_up(server.url)
         before = os.urandom(3 * MiB)
@@ -67,10 +72,11 @@ def test_s3_killed_mid_upload_answers_a_prompt_503_and_recovers_after_restart(
         assert_invariants(deployment, url=server.url, accounts=[auth], kept=kept)
 
 
+@ENGINES
 def test_s3_killed_mid_download_aborts_the_connection_and_serves_again_after_restart(
-    deploy: Deploy,
+    deploy: Deploy, engine: str
 ) -> None:
-    deployment = deploy()
+    deployment = deploy(s3=engine)
     with deployment.serve() as server:
         auth = sign_up(server.url)
         data = os.urandom(24 * MiB)
@@ -86,7 +92,7 @@ def test_s3_killed_mid_download_aborts_the_connection_and_serves_again_after_res
         cut = download(server.url, auth, file_id, on_progress=kill_once_started, pause=0.01)
         assert cut.status == 200
         assert_never_short(cut, data)
-        assert cut.error is not None, "moto died mid-body, yet every byte arrived"
+        assert cut.error is not None, "S3 died mid-body, yet every byte arrived"
         print(f"download cut after {len(cut.body)} bytes, {cut.elapsed:.1f}s: {cut.error!r}")
 
         refused = download(server.url, auth, file_id)

@@ -35,11 +35,17 @@ from tests.support.server import Server
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def proxied_server(deploy_for_module: Deploy) -> Iterator[tuple[Deployment, FaultProxy, Server]]:
+@pytest.fixture(
+    scope="module",
+    # moto, and Ceph's RGW: the same faults in front of a real S3 engine.
+    params=["moto", pytest.param("ceph", marks=pytest.mark.ceph)],
+)
+def proxied_server(
+    deploy_for_module: Deploy, request: pytest.FixtureRequest
+) -> Iterator[tuple[Deployment, FaultProxy, Server]]:
     # One deployment for the module: every scenario leaves it consistent (its
     # own invariants say so), and starting seau and moto dominates otherwise.
-    deployment = deploy_for_module(s3_proxy=True)
+    deployment = deploy_for_module(s3=request.param, s3_proxy=True)
     assert deployment.s3_proxy is not None
     with deployment.serve() as server:
         yield deployment, deployment.s3_proxy, server

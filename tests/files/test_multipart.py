@@ -119,7 +119,8 @@ SAMPLE_PARTS = [
     file("upload", "empty.bin", b"", "application/octet-stream"),
     part(
         [
-            'Content-Disposition: form-data; name="upload"; filename="fallback.txt"; '
+            # `filename*` alone is still read (with `filename` beside it, `filename` wins).
+            'Content-Disposition: form-data; name="upload"; '
             "filename*=UTF-8''%F0%9F%93%84%20report.pdf",
             "Content-Type: application/pdf",
         ],
@@ -338,8 +339,8 @@ async def test_part_headers_keep_order_with_lowercased_names() -> None:
         pytest.param(
             'form-data; name="f"; filename="a.txt"; filename*=UTF-8\'\'%E6%97%A5%E6%9C%AC.txt',
             "f",
-            "日本.txt",
-            id="filename-star-wins",
+            "a.txt",
+            id="plain-filename-wins-over-filename-star",
         ),
         pytest.param(
             "form-data; name=\"f\"; filename*=utf-8'en'na%C3%AFve%20file.txt",
@@ -401,6 +402,26 @@ async def test_header_values_that_are_not_utf8_are_read_as_latin1() -> None:
     body = build([part([b'Content-Disposition: form-data; name="f"; filename="caf\xe9.txt"'], b"")])
     (seen,) = await read_body([body])
     assert seen.filename == "café.txt"
+
+
+@pytest.mark.parametrize(
+    "disposition",
+    [
+        pytest.param(
+            'form-data; name="f"; filename="report.pdf"; filename*=UTF-8\'\'evil.exe',
+            id="plain-first",
+        ),
+        pytest.param(
+            'form-data; name="f"; filename*=UTF-8\'\'evil.exe; filename="report.pdf"',
+            id="star-first",
+        ),
+    ],
+)
+async def test_plain_filename_is_the_name_when_both_are_given(disposition: str) -> None:
+    """RFC 7578 section 4.2: a filter that checked `filename` must not be bypassed."""
+    body = build([part([f"Content-Disposition: {disposition}"], b"x")])
+    (seen,) = await read_body([body])
+    assert seen.filename == "report.pdf"
 
 
 async def test_undecodable_filename_star_without_fallback_is_malformed() -> None:

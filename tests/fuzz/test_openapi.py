@@ -8,20 +8,22 @@ import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 import schemathesis
 from hypothesis import settings
 from hypothesis import strategies as st
-from schemathesis import Case
 from schemathesis.checks import positive_data_acceptance
 
 from seau.app import create_app
 from seau.settings import Settings
 from tests.support.moto import make_bucket
 from tests.support.server import Server, seau_server
+
+if TYPE_CHECKING:
+    from schemathesis.specs.openapi.schemas import OpenApiCase
 
 
 @dataclass
@@ -110,7 +112,7 @@ def test_the_fuzzed_document_is_the_one_the_server_serves(fuzzed: Fuzzed) -> Non
 )
 @schema.given(real_file=st.booleans())
 def test_every_operation_answers_within_its_schema(
-    case: Case, real_file: bool, fuzzed: Fuzzed
+    case: OpenApiCase, real_file: bool, fuzzed: Fuzzed
 ) -> None:
     token = fuzzed.logout_token if case.path.endswith("/logout") else fuzzed.token
     if real_file and "file_id" in (case.path_parameters or {}):

@@ -338,7 +338,7 @@ def test_expect_100_continue_without_a_token_is_401_without_asking_for_the_body(
     )
     response = target.send(head)
     assert response.interim == []
-    target.refused(response, 401, "not_authenticated", before=before)
+    target.refused(response, 401, "token_invalid", before=before)
 
 
 def test_a_chunked_raw_body_over_the_limit_is_413(target: Target) -> None:

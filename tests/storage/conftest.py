@@ -9,8 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from seau.storage import LocalFileStore, MemoryObjectStore, ObstoreS3Store, S3Options, Store
-from seau.storage.local import TEMP_DIR_NAME
+from seau.storage import Store
+from seau.storage._disk import TEMP_DIR_NAME
+from seau.storage.local import LocalFileStore
+from seau.storage.memory import MemoryObjectStore
+from seau.storage.s3 import ObstoreS3Store, S3Options
+from tests.support.ceph import CephCluster
 from tests.support.moto import (
     ACCESS_KEY_ID,
     REGION,
@@ -48,8 +52,18 @@ def s3_bucket(s3_server: MotoServer) -> str:
     return make_bucket(s3_server.endpoint_url)
 
 
+@pytest.fixture(scope="session")
+def ceph_bucket(ceph_server: CephCluster) -> str:
+    return make_bucket(ceph_server.endpoint_url)
+
+
 @pytest.fixture(
-    params=["memory", "local", pytest.param("s3", marks=pytest.mark.s3)],
+    params=[
+        "memory",
+        "local",
+        pytest.param("s3", marks=pytest.mark.s3),
+        pytest.param("ceph", marks=[pytest.mark.s3, pytest.mark.ceph]),
+    ],
 )
 async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
     name: str = request.param
@@ -63,8 +77,9 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
             leftovers=lambda: sorted(p.name for p in (root / TEMP_DIR_NAME).glob("*")),
         )
     else:
-        server: MotoServer = request.getfixturevalue("s3_server")
-        bucket: str = request.getfixturevalue("s3_bucket")
+        # "s3" is moto, "ceph" Ceph's RADOS Gateway: the same contract on both.
+        server: MotoServer | CephCluster = request.getfixturevalue(f"{name}_server")
+        bucket: str = request.getfixturevalue(f"{name}_bucket")
         # One bucket for the run, one prefix per test: tests stay isolated and the
         # prefix option is exercised by every S3 test.
         prefix = f"t-{secrets.token_hex(6)}"

@@ -6,13 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from seau.storage import (
-    LocalFileStore,
-    MemoryObjectStore,
-    ObstoreS3Store,
-    S3Options,
-    open_store,
-)
+from seau.storage.factory import open_store
+from seau.storage.local import LocalFileStore
+from seau.storage.memory import MemoryObjectStore
+from seau.storage.s3 import ObstoreS3Store, S3Options
 
 
 def test_file_url_with_an_absolute_path(tmp_path: Path) -> None:

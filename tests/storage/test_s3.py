@@ -15,15 +15,14 @@ import pytest
 
 from seau.storage import (
     ObjectNotFound,
-    ObstoreS3Store,
-    S3Options,
     StorageError,
     StorageUnavailable,
     Store,
 )
-from seau.storage.s3 import _s3_config
+from seau.storage.s3 import ObstoreS3Store, S3Options, _s3_config
 from tests.storage.conftest import s3_options
 from tests.storage.helpers import MiB, chunks, pattern, read_all
+from tests.support.ceph import CephCluster, CephGateway
 from tests.support.moto import (
     ACCESS_KEY_ID,
     REGION,
@@ -36,6 +35,16 @@ from tests.support.moto import (
 )
 
 pytestmark = pytest.mark.s3
+
+
+@pytest.fixture(params=["moto", pytest.param("ceph", marks=pytest.mark.ceph)])
+def endpoint(request: pytest.FixtureRequest) -> str:
+    """An S3 endpoint: moto's server, or Ceph's RADOS Gateway."""
+    server: MotoServer | CephCluster = request.getfixturevalue(
+        "s3_server" if request.param == "moto" else "ceph_server"
+    )
+    return server.endpoint_url
+
 
 SECRET = "sekrit-key-do-not-print-0123456789"
 TOKEN = "session-token-do-not-print-9876543210"
@@ -135,10 +144,8 @@ def test_options_never_show_secrets() -> None:
     assert "nowhere" in repr(options)
 
 
-async def test_a_missing_bucket_is_unavailable_not_a_missing_object(
-    s3_server: MotoServer,
-) -> None:
-    store = ObstoreS3Store(s3_options(s3_server.endpoint_url, bucket="no-such-bucket-here"))
+async def test_a_missing_bucket_is_unavailable_not_a_missing_object(endpoint: str) -> None:
+    store = ObstoreS3Store(s3_options(endpoint, bucket="no-such-bucket-here"))
     with pytest.raises(StorageUnavailable, match="NoSuchBucket"):
         await store.put("k", chunks(b"x"))
     with pytest.raises(StorageUnavailable, match="NoSuchBucket"):
@@ -152,8 +159,7 @@ async def test_a_missing_bucket_is_unavailable_not_a_missing_object(
         await store.head("k")
 
 
-async def test_the_prefix_namespaces_keys_within_the_bucket(s3_server: MotoServer) -> None:
-    endpoint = s3_server.endpoint_url
+async def test_the_prefix_namespaces_keys_within_the_bucket(endpoint: str) -> None:
     bucket = make_bucket(endpoint)
     alpha = ObstoreS3Store(s3_options(endpoint, bucket=bucket, prefix="alpha"))
     beta = ObstoreS3Store(s3_options(endpoint, bucket=bucket, prefix="/beta/nested/"))
@@ -174,23 +180,31 @@ async def test_the_prefix_namespaces_keys_within_the_bucket(s3_server: MotoServe
     assert await read_all(await beta.get("files/k")) == b"b"
 
 
-async def test_the_content_type_reaches_the_object(s3_server: MotoServer) -> None:
-    endpoint = s3_server.endpoint_url
+async def test_the_content_type_reaches_the_object(endpoint: str) -> None:
     bucket = make_bucket(endpoint)
     store = ObstoreS3Store(s3_options(endpoint, bucket=bucket))
     await store.put("page", chunks(b"<p>hi</p>"), content_type="text/html; charset=utf-8")
     assert content_type(endpoint, bucket, "page") == "text/html; charset=utf-8"
 
 
-@pytest.fixture
-def private_server() -> Iterator[MotoServer]:
-    """A server of this test's own, since the test stops it."""
-    with running_moto_server() as server:
-        yield server
+@pytest.fixture(params=["moto", pytest.param("ceph", marks=pytest.mark.ceph)])
+def private_server(request: pytest.FixtureRequest) -> Iterator[MotoServer | CephGateway]:
+    """A server of this test's own, since the test stops it: moto's, or a gateway of
+    its own over the shared Ceph cluster (stopped by SIGKILL, as a crash would)."""
+    if request.param == "moto":
+        with running_moto_server() as server:
+            yield server
+        return
+    cluster: CephCluster = request.getfixturevalue("ceph_server")
+    gateway = cluster.gateway()
+    try:
+        yield gateway
+    finally:
+        gateway.terminate()
 
 
 async def test_a_server_dying_mid_download_fails_the_iteration(
-    private_server: MotoServer,
+    private_server: MotoServer | CephGateway,
 ) -> None:
     endpoint = private_server.endpoint_url
     store = ObstoreS3Store(s3_options(endpoint, bucket=make_bucket(endpoint)))
@@ -213,7 +227,7 @@ async def test_a_server_dying_mid_download_fails_the_iteration(
 
 
 async def test_the_store_works_again_after_the_server_comes_back(
-    private_server: MotoServer,
+    private_server: MotoServer | CephGateway,
 ) -> None:
     endpoint = private_server.endpoint_url
     bucket = make_bucket(endpoint)
@@ -223,6 +237,12 @@ async def test_the_store_works_again_after_the_server_comes_back(
     with pytest.raises(StorageUnavailable):
         await store.head("k")
     private_server.start()
+    if isinstance(private_server, CephGateway):
+        # A real S3 server keeps what it stored.
+        assert await read_all(await store.get("k")) == b"before"
+        await store.put("k", chunks(b"after"))
+        assert await read_all(await store.get("k")) == b"after"
+        return
     # moto forgets everything on restart.
     with pytest.raises(StorageError):
         await store.put("k", chunks(b"after"))
@@ -276,9 +296,8 @@ def stored_etag(store_etag: str | None) -> str:
 
 @pytest.mark.parametrize("size", [0, 4096, PART], ids=["empty", "4KiB", "one-whole-part"])
 async def test_an_object_within_one_part_is_stored_by_a_single_put(
-    s3_server: MotoServer, size: int
+    endpoint: str, size: int
 ) -> None:
-    endpoint = s3_server.endpoint_url
     bucket = make_bucket(endpoint)
     store = ObstoreS3Store(replace(s3_options(endpoint, bucket=bucket), part_size=PART))
     data = pattern(size)
@@ -292,10 +311,7 @@ async def test_an_object_within_one_part_is_stored_by_a_single_put(
     assert pending_multipart_uploads(endpoint, bucket) == []
 
 
-async def test_an_object_past_one_part_is_stored_by_a_multipart_upload(
-    s3_server: MotoServer,
-) -> None:
-    endpoint = s3_server.endpoint_url
+async def test_an_object_past_one_part_is_stored_by_a_multipart_upload(endpoint: str) -> None:
     bucket = make_bucket(endpoint)
     store = ObstoreS3Store(replace(s3_options(endpoint, bucket=bucket), part_size=PART))
     data = pattern(2 * PART + 3)

@@ -20,10 +20,14 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import boto3
 import httpx
 import pytest
+
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
 
 MOTO_SERVER = Path(sys.executable).parent / "moto_server"
 ACCESS_KEY_ID = "testing"
@@ -169,7 +173,7 @@ def content_type(endpoint_url: str, bucket: str, key: str) -> str:
     return found
 
 
-def _client(endpoint_url: str):  # type: ignore[no-untyped-def]  # boto3 ships no types
+def _client(endpoint_url: str) -> S3Client:
     """boto3, for test setup and inspection only, never for the code under test."""
     return boto3.client(
         "s3",

@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,12 +59,21 @@ def server_env(settings_env: dict[str, str]) -> dict[str, str]:
 
 
 @contextmanager
-def seau_server(env: dict[str, str], *, cwd: Path, timeout: float = 60.0) -> Iterator[Server]:
+def seau_server(
+    env: dict[str, str],
+    *,
+    cwd: Path,
+    timeout: float = 60.0,
+    args: Sequence[str] = (),
+    seau: str = SEAU,
+) -> Iterator[Server]:
+    """`seau serve` on a free port, with ``args`` (e.g. ``["--workers", "2"]``) added;
+    ``seau`` is the command, another installation's for an upgrade."""
     port = free_port()
     log = cwd / f"seau-{port}.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [SEAU, "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [seau, "serve", "--host", "127.0.0.1", "--port", str(port), *args],
             env=server_env(env),
             cwd=cwd,
             stdout=out,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import secrets
 import threading
@@ -86,13 +87,14 @@ def test_chunks_alternate_between_instances_and_survive_a_restart_of_all(
     auth = sign_in(cluster.servers[0].url)
     data = os.urandom(17 * MiB + 321)
     path = tmp_path / "alternating.bin"
-    path.write_bytes(data)
 
     def uploader_at(server: Server, url: str | None):  # type: ignore[no-untyped-def]  # tuspy is untyped
         client = TusClient(f"{server.url}/api/v1/uploads", headers=auth)
         # 3 MiB chunks with sha1 checksums: S3 parts (5 MiB) span instances.
         return client.uploader(
-            file_path=str(path),
+            # A stream of its own: tuspy opens file_path anew for each request and
+            # never closes it (a ResourceWarning, an error here).
+            file_stream=io.BytesIO(data),
             url=url,
             chunk_size=3 * MiB,
             metadata={"filename": path.name},

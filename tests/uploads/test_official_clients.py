@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import jwt
 import pytest
 
 from tests.support.databases import unavailable
@@ -109,11 +110,18 @@ def client_command(
 
 
 def start_client(
-    client: str, deployment: Deployment, *, endpoint: str, file: Path, state: Path, args: list[str]
+    client: str,
+    deployment: Deployment,
+    *,
+    endpoint: str,
+    file: Path,
+    state: Path,
+    args: list[str],
+    path: str = "/api/v1/uploads",
 ) -> subprocess.Popen[str]:
     command, cwd = client_command(
         client,
-        endpoint=f"{endpoint}/api/v1/uploads",
+        endpoint=f"{endpoint}{path}",
         token=deployment.token,
         file=file,
         state=state,
@@ -132,6 +140,7 @@ def run_client(
     state: Path,
     args: list[str] | None = None,
     endpoint: str | None = None,
+    path: str = "/api/v1/uploads",
 ) -> list[dict[str, object]]:
     process = start_client(
         client,
@@ -140,6 +149,7 @@ def run_client(
         file=file,
         state=state,
         args=args or [],
+        path=path,
     )
     output, _ = process.communicate(timeout=180)
     assert process.returncode == 0, output
@@ -190,6 +200,24 @@ def test_chunked_upload(client: str, deployment: Deployment, tmp_path: Path) -> 
     args = [str(3 * MiB), "--checksum"] if client == "tuspy" else [str(3 * MiB)]
     events = run_client(client, deployment, file=path, state=tmp_path / "state.json", args=args)
     assert [e["event"] for e in events].count("chunk") == 5
+    assert_stored_once(deployment, path)
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_endpoint_with_a_trailing_slash(
+    client: str, deployment: Deployment, tmp_path: Path
+) -> None:
+    """`/api/v1/uploads/`, as tus documentation writes it: no redirect in the way."""
+    path = random_file(tmp_path, 3 * MiB + 5)
+    events = run_client(
+        client,
+        deployment,
+        file=path,
+        state=tmp_path / "state.json",
+        args=[str(2 * MiB)],
+        path="/api/v1/uploads/",
+    )
+    assert [e["event"] for e in events].count("chunk") == 2
     assert_stored_once(deployment, path)
 
 
@@ -293,3 +321,102 @@ def _urls_in(value: object) -> Iterator[str]:
     elif isinstance(value, list):
         for item in value:
             yield from _urls_in(item)
+
+
+APP_SECRET = "the-application-backend-secret-" + "t" * 16
+
+
+def app_token(subject: str, serial: int) -> str:
+    """A token the application's backend signs (HS256); each serial makes another token."""
+    now = int(time.time())
+    claims = {"sub": subject, "iat": now, "exp": now + 300, "jti": f"{subject}-{serial}"}
+    return jwt.encode(claims, APP_SECRET, algorithm="HS256")
+
+
+def run_js_client(
+    server: Server, *, tokens: list[str], file: Path, state: Path, chunk: int
+) -> tuple[int, list[dict[str, object]], str]:
+    """tus-js-client with request n carrying ``tokens[n]`` (the last one from then on)."""
+    command, cwd = client_command(
+        "tus-js-client",
+        endpoint=f"{server.url}/api/v1/uploads",
+        token=",".join(tokens),
+        file=file,
+        state=state,
+        args=[str(chunk)],
+    )
+    done = subprocess.run(
+        command, cwd=cwd, capture_output=True, text=True, timeout=120, check=False
+    )
+    events = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    return done.returncode, events, done.stdout + done.stderr
+
+
+def sent_with(events: list[dict[str, object]]) -> list[tuple[object, object]]:
+    return [(e["method"], e["token"]) for e in events if e["event"] == "request"]
+
+
+def test_tus_js_client_swapping_in_refreshed_tokens_finishes_and_another_subject_gets_404(
+    tmp_path: Path,
+) -> None:
+    """An upload belongs to its subject, not to the token that created it."""
+    env = {
+        "SEAU_DATA_DIR": str(tmp_path / "data"),
+        "SEAU_MAX_UPLOAD_BYTES": str(64 * MiB),
+        "SEAU_APP_JWT_SECRET": APP_SECRET,
+    }
+    ada = [app_token("ada", serial) for serial in range(4)]
+    bob = app_token("bob", 0)
+    assert len({*ada, bob}) == 5
+    path = random_file(tmp_path, 5 * MiB + 11)
+    state = tmp_path / "state.json"
+    with seau_server(env, cwd=tmp_path) as server:
+        # Created with one token, one PATCH with a refreshed one, then bob's: 404, which
+        # tus-js-client does not retry.
+        code, events, output = run_js_client(
+            server, tokens=[ada[0], ada[1], bob], file=path, state=state, chunk=2 * MiB
+        )
+        assert code == 1, output
+        assert sent_with(events) == [("POST", 0), ("PATCH", 1), ("PATCH", 2)]
+        assert "response code: 404" in str(events[-1]["message"]), output
+        (upload_url,) = _urls_in(json.loads(state.read_text()))
+        tus = {"Tus-Resumable": "1.0.0"}
+        for token in (bob, ada[2]):
+            head = httpx.head(upload_url, headers={**tus, "Authorization": f"Bearer {token}"})
+            assert head.status_code == (404 if token == bob else 200), token
+        assert head.headers["upload-offset"] == str(2 * MiB)
+        patch = httpx.patch(
+            upload_url,
+            content=b"not bob's",
+            headers={
+                **tus,
+                "Authorization": f"Bearer {bob}",
+                "Upload-Offset": str(2 * MiB),
+                "Content-Type": "application/offset+octet-stream",
+            },
+        )
+        assert patch.status_code == 404
+
+        # Resumed with yet other tokens of ada's, each request with a new one.
+        code, events, output = run_js_client(
+            server, tokens=ada[2:], file=path, state=state, chunk=2 * MiB
+        )
+        assert code == 0, output
+        assert sent_with(events) == [("HEAD", 0), ("PATCH", 1), ("PATCH", 1)]
+        assert events[-1] == {"event": "success", "url": upload_url}
+
+        def names(token: str) -> list[str]:
+            listed = httpx.get(
+                f"{server.url}/api/v1/files", headers={"Authorization": f"Bearer {token}"}
+            )
+            assert listed.status_code == 200, listed.text
+            return [item["name"] for item in listed.json()["items"]]
+
+        assert names(ada[0]) == [path.name]
+        assert names(bob) == []
+        file_id = upload_url.rsplit("/", 1)[1]  # the finished upload is the file
+        content = httpx.get(
+            f"{server.url}/api/v1/files/{file_id}/content",
+            headers={"Authorization": f"Bearer {ada[3]}"},
+        )
+        assert content.content == path.read_bytes()

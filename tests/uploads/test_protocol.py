@@ -14,7 +14,6 @@ from sqlalchemy import select, update
 
 from seau.db.base import utcnow
 from seau.db.models import Upload
-from seau.uploads.service import reclaim_expired_uploads
 from tests.api.helpers import assert_problem
 from tests.conftest import Running, sign_up
 from tests.uploads.helpers import (
@@ -245,7 +244,7 @@ async def test_request_without_tus_resumable_is_412_naming_the_version(
 
 async def test_request_without_a_token_is_401_and_speaks_tus(client: httpx.AsyncClient) -> None:
     response = await client.post("/api/v1/uploads", headers={**TUS, "Upload-Length": "3"})
-    assert_problem(response, 401, "not_authenticated")
+    assert_problem(response, 401, "token_invalid")
     assert response.headers["tus-resumable"] == "1.0.0"
 
 
@@ -362,6 +361,8 @@ async def test_expired_upload_is_410_and_gc_reclaims_its_data(
     ).status_code == 204
     parsed = uuid.UUID(upload_id(location))
     state = running.app.state.seau
+    uploads = state.uploads
+    assert uploads is not None
     async with state.sessions() as session:
         await session.execute(
             update(Upload)
@@ -374,17 +375,13 @@ async def test_expired_upload_is_410_and_gc_reclaims_its_data(
         await patch(client, auth, location, offset=CHUNK, data=b"x"), 410, "upload_expired"
     )
 
-    dry = await reclaim_expired_uploads(
-        sessions=state.sessions,
-        store=state.store,
+    dry = await uploads.reclaim(
         older_than=utcnow() - timedelta(days=1),
         dry_run=True,
     )
     assert dry >= 1
     assert staged_for(running, location)
-    reclaimed = await reclaim_expired_uploads(
-        sessions=state.sessions, store=state.store, older_than=utcnow() - timedelta(days=1)
-    )
+    reclaimed = await uploads.reclaim(older_than=utcnow() - timedelta(days=1))
     assert reclaimed >= 1
     assert staged_for(running, location) == []
     async with state.sessions() as session:
@@ -403,18 +400,16 @@ async def test_gc_removes_staging_data_no_upload_records(
     ).status_code == 204
     parsed = uuid.UUID(upload_id(location))
     state = running.app.state.seau
+    uploads = state.uploads
+    assert uploads is not None
     async with state.sessions() as session:
         await session.execute(
             update(Upload).where(Upload.id == parsed).values(handle=None, tail_key=None)
         )
         await session.commit()
 
-    young = await reclaim_expired_uploads(
-        sessions=state.sessions, store=state.store, older_than=utcnow() - timedelta(hours=1)
-    )
+    young = await uploads.reclaim(older_than=utcnow() - timedelta(hours=1))
     # Young data stays (on moto, which dates every multipart upload 2010, the tail does).
     assert staged_for(running, location), young
-    await reclaim_expired_uploads(
-        sessions=state.sessions, store=state.store, older_than=utcnow() + timedelta(seconds=1)
-    )
+    await uploads.reclaim(older_than=utcnow() + timedelta(seconds=1))
     assert staged_for(running, location) == []

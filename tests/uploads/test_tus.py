@@ -8,11 +8,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from seau.storage.multipart import MiB, part_size_for
+from seau.storage.s3 import part_size_for
+from seau.uploads.errors import HeaderError, UnsupportedChecksum
 from seau.uploads.tus import (
     Checksum,
-    HeaderError,
-    UnsupportedChecksum,
     http_date,
     metadata_text,
     parse_checksum,
@@ -20,6 +19,7 @@ from seau.uploads.tus import (
     parse_integer,
     parse_metadata,
 )
+from tests.storage.helpers import MiB
 
 
 def b64(text: str) -> str:

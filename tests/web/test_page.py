@@ -25,16 +25,13 @@ from playwright.sync_api import (
     ConsoleMessage,
     Locator,
     Page,
-    Playwright,
     Request,
     Route,
     expect,
-    sync_playwright,
 )
 
 from tests.support.databases import unavailable
 from tests.support.server import Server, seau_server
-from tests.web.browser import CHROMIUM, launch
 
 MiB = 1024 * 1024
 LIMIT = 16 * MiB
@@ -60,21 +57,6 @@ WATCH_PROGRESS = """() => {
   }).observe(document.getElementById("uploads"),
              { subtree: true, childList: true, attributes: true, attributeFilter: ["value"] });
 }"""
-
-
-@pytest.fixture(scope="module")
-def playwright() -> Iterator[Playwright]:
-    if not CHROMIUM.exists():
-        unavailable(f"{CHROMIUM} is missing: apt-get install chromium")
-    with sync_playwright() as driver:
-        yield driver
-
-
-@pytest.fixture(scope="module")
-def browser(playwright: Playwright) -> Iterator[Browser]:
-    browser = launch(playwright)
-    yield browser
-    browser.close()
 
 
 def server_env(data_dir: Path, **extra: str) -> dict[str, str]:
@@ -200,6 +182,10 @@ def test_page_and_assets_are_served_with_a_strict_content_security_policy(
     assert policy["frame-ancestors"] == "'none'"
     assert policy["require-trusted-types-for"] == "'script'"
     assert page.headers["x-content-type-options"] == "nosniff"
+    # No identity provider: the page reaches its own origin only, and shows the form.
+    assert policy["connect-src"] == "'self'"
+    options = httpx.get(f"{server.url}/api/v1/auth/options")
+    assert options.json() == {"local_accounts": True, "oidc": None}
 
     assets = re.findall(r'(?:src|href)="(/static/[^"]+)"', page.text)
     assert sorted(assets) == [

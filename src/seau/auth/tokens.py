@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from seau.errors import InvalidToken
+from seau.errors import InvalidToken, TokenExpired
 
 
 @contextmanager
@@ -33,11 +33,16 @@ def _as_if_not_installed(package: str) -> Iterator[None]:
 # algorithms, whenever it is installed: 10 MiB resident (mostly a 7 MiB Rust
 # library) in every server process, for HS256 tokens that need only hmac.
 # Loaded this way, PyJWT runs as it does where `cryptography` is absent.
+# seau.auth.app_tokens (HS256 too) takes PyJWT from here for the same reason;
+# seau.auth.oidc, which needs the asymmetric algorithms, loads its own (see there).
 with _as_if_not_installed("cryptography"):
-    import jwt
+    import jwt as jwt  # re-exported for seau.auth.app_tokens
 
 ALGORITHM = "HS256"
 AUDIENCE = "seau"
+# Checked on verification: a token seau did not issue for itself (another service
+# sharing the key by mistake, say) is refused even with the right audience.
+ISSUER = "seau"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +62,7 @@ class TokenSigner:
             "sub": str(user_id),
             "ver": version,
             "aud": AUDIENCE,
+            "iss": ISSUER,
             "iat": issued,
             "exp": issued + self.ttl,
             "jti": uuid.uuid4().hex,
@@ -72,10 +78,11 @@ class TokenSigner:
                 self.secret,
                 algorithms=[ALGORITHM],
                 audience=AUDIENCE,
-                options={"require": ["sub", "exp", "iat", "aud", "ver"]},
+                issuer=ISSUER,
+                options={"require": ["sub", "exp", "iat", "aud", "iss", "ver"]},
             )
             return TokenClaims(user_id=uuid.UUID(claims["sub"]), version=int(claims["ver"]))
         except jwt.ExpiredSignatureError:
-            raise InvalidToken("the token has expired") from None
+            raise TokenExpired("the token has expired") from None
         except (jwt.InvalidTokenError, ValueError, TypeError):
             raise InvalidToken("the token is not valid") from None

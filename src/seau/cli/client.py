@@ -34,11 +34,10 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from seau.cli.client_api import Api, ClientError, RemoteFile
+from seau.cli.client_api import Api, RemoteFile
 from seau.cli.client_config import (
     DEFAULT_SERVER,
     SERVER_ENV,
-    ConfigError,
     Connection,
     current,
     normalize_server,
@@ -46,6 +45,7 @@ from seau.cli.client_config import (
     upload_state_path,
     write_config,
 )
+from seau.cli.client_errors import ClientError, ConfigError
 from seau.cli.client_tus import RESUMABLE_THRESHOLD
 
 T = TypeVar("T")

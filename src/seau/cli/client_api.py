@@ -25,12 +25,13 @@ import httpx
 
 from seau import __version__
 from seau.cli.client_config import Connection
-from seau.cli.client_tus import (
-    RESUMABLE_THRESHOLD,
+from seau.cli.client_errors import (
+    ApiError,
+    ClientError,
     ResumableUploadError,
     ResumableUploadsUnsupported,
-    upload_file,
 )
+from seau.cli.client_tus import RESUMABLE_THRESHOLD, upload_file
 
 CHUNK = 1024 * 1024
 PAGE_SIZE = 1000
@@ -40,19 +41,6 @@ TIMEOUT = httpx.Timeout(300.0, connect=15.0, pool=None)
 
 # Called with the number of bytes done so far (not an increment).
 OnProgress = Callable[[int], None]
-
-
-class ClientError(Exception):
-    """A failure to show the user as one line (without the `seau: ` prefix)."""
-
-
-class ApiError(ClientError):
-    """The server answered with an error (problem details when it is a seau server)."""
-
-    def __init__(self, message: str, *, status: int, code: str | None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
 
 
 @dataclass(frozen=True, slots=True)

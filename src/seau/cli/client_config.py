@@ -18,14 +18,12 @@ from pathlib import Path
 
 import httpx
 
+from seau.cli.client_errors import ConfigError
+
 SERVER_ENV = "SEAU_SERVER"
 TOKEN_ENV = "SEAU_TOKEN"  # noqa: S105  (a variable name, not a secret)
 # What `make serve` and `seau serve` listen on without options.
 DEFAULT_SERVER = "http://127.0.0.1:8000"
-
-
-class ConfigError(Exception):
-    """The configuration cannot be used; the message is one line."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,7 @@ from typing import BinaryIO
 import httpx
 
 from seau.cli.client_config import write_private
+from seau.cli.client_errors import ResumableUploadError, ResumableUploadsUnsupported
 
 MiB = 1024 * 1024
 # Twice the default S3 part size (5 MiB): requests that end on part boundaries
@@ -50,29 +51,6 @@ _STATE_LIFETIME = 30 * 24 * 3600
 Progress = Callable[[int, int], None]
 """Called with (bytes done, total) as bytes go out; it goes back when the server
 lost a chunk (a cut connection), to what the server holds."""
-
-
-class ResumableUploadError(Exception):
-    """The upload failed; ``response`` is the server's answer when it gave one.
-
-    ``resumable`` says the server keeps what it received: uploading the same file
-    again (with the same state file) continues it.
-    """
-
-    def __init__(
-        self, message: str, *, response: httpx.Response | None = None, resumable: bool = False
-    ) -> None:
-        super().__init__(message)
-        self.response = response
-        self.resumable = resumable
-
-    @property
-    def status(self) -> int | None:
-        return None if self.response is None else self.response.status_code
-
-
-class ResumableUploadsUnsupported(ResumableUploadError):
-    """The server has no resumable uploads (an older seau, or a store without them)."""
 
 
 async def upload_file(

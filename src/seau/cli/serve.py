@@ -12,12 +12,20 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp
 
 MODULE = "seau.cli.serve"
+# prometheus_client's variable, named here so that setting it imports nothing.
+MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
 
 MALLOC_DEFAULTS = {
@@ -96,11 +104,47 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args(argv)
 
+    # Metrics of every worker process go to files in a fresh directory, summed by
+    # whichever worker answers /metrics. Set before anything imports
+    # prometheus_client (which reads it once), removed when the server stops.
+    metrics_dir = tempfile.mkdtemp(prefix="seau-metrics-")
+    os.environ[MULTIPROCESS_DIR_VARIABLE] = metrics_dir
+    try:
+        _serve(args)
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def serving_app() -> ASGIApp:
+    """Factory of the app each worker serves: seau's, behind the proxies trusted."""
+    import atexit
+
+    from prometheus_client.multiprocess import mark_process_dead
+
+    from seau.app import create_app
+    from seau.proxy import behind_proxies
+    from seau.server_protocol import BoundedHttpToolsProtocol
+    from seau.settings import load_settings
+
+    # A worker that exits drops its live gauges (one that is killed is dropped at
+    # the next scrape, by seau.observability.WorkerProcesses).
+    atexit.register(mark_process_dead, os.getpid())
+    settings = load_settings()
+    # uvicorn loads this factory in each worker before it accepts a connection.
+    BoundedHttpToolsProtocol.set_timeouts(
+        head=settings.request_head_timeout_seconds,
+        body_idle=settings.body_idle_timeout_seconds,
+    )
+    return behind_proxies(create_app(settings), settings.trusted_proxy_list)
+
+
+def _serve(args: argparse.Namespace) -> None:
     import uvicorn
 
+    from seau.errors import ConfigurationError
     from seau.observability import logging_config
     from seau.server_protocol import BoundedHttpToolsProtocol
-    from seau.settings import ConfigurationError, load_settings
+    from seau.settings import load_settings
 
     try:
         settings = load_settings()
@@ -112,13 +156,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     # it. A no-op one makes a completed graceful shutdown exit with status 0.
     signal.signal(signal.SIGTERM, lambda *_: None)
     uvicorn.run(
-        "seau.app:app_from_env",
+        f"{MODULE}:serving_app",
         factory=True,
         host=args.host,
         port=args.port,
         workers=args.workers,
         log_level=settings.log_level,
         log_config=logging_config(settings.log_level),
+        # Forwarded headers are read by seau.proxy, from SEAU_TRUSTED_PROXIES only
+        # (uvicorn's own default would trust 127.0.0.1).
         proxy_headers=False,
         server_header=False,
         http=BoundedHttpToolsProtocol,

@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
 import sqlite3
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session, SessionTransaction
+
+DEADLINE = "seau.deadline"
+"""`Session.info` key: the event-loop time (`loop.time()`) at which the unit of work
+that owns the session gives up; set by `seau.db.unit.unit_of_work`."""
+_INTERRUPTS = "seau.interrupts"
+
+DATABASE_FILE_MODE = 0o600
+"""The SQLite file holds password hashes; its -wal and -shm files take its mode."""
 
 
 def create_engine(url: str, *, connect_timeout: float = 10.0) -> AsyncEngine:
@@ -46,11 +58,51 @@ def create_engine(url: str, *, connect_timeout: float = 10.0) -> AsyncEngine:
         connect_args["timeout"] = connect_timeout
     engine = create_async_engine(parsed, connect_args=connect_args, **kwargs)
     if backend == "sqlite":
+        database = parsed.database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            path = database
+
+            def private_file(*_: Any) -> None:
+                _create_private(path)
+
+            event.listen(engine.sync_engine, "do_connect", private_file)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         _skip_idle_rollbacks(engine)
     elif backend == "mysql":
         _treat_ping_errors_as_disconnects(engine)
     return engine
+
+
+def create_search_engine(url: str) -> AsyncEngine | None:
+    """A second, read-only SQLite connection for file-name searches; None elsewhere.
+
+    The main SQLite engine has one connection that every request queues for, so a
+    search there, however bounded, delays everyone behind it. In WAL mode a reader
+    neither waits for the writer nor blocks it, and Python's sqlite3 runs the
+    statement without the GIL: searches queue for this connection only.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    engine = create_async_engine(
+        parsed,
+        connect_args={"timeout": 30},
+        pool_pre_ping=False,
+        pool_size=1,
+        max_overflow=0,
+        pool_reset_on_return=None,
+    )
+    event.listen(engine.sync_engine, "connect", _sqlite_reader_pragmas)
+    _skip_idle_rollbacks(engine)
+    return engine
+
+
+def _create_private(path: str) -> None:
+    # SQLite would create the file with 0644 less the umask; created first, it
+    # keeps this mode, and SQLite gives the -wal and -shm files the same. An
+    # empty file is an empty database.
+    with contextlib.suppress(OSError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, DATABASE_FILE_MODE))
 
 
 def _treat_ping_errors_as_disconnects(engine: AsyncEngine) -> None:
@@ -95,5 +147,42 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _sqlite_reader_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA query_only=ON")
+    cursor.close()
+
+
+class _SeauSession(Session):
+    """seau's sessions, so that the deadline listener below is not global."""
+
+
+@event.listens_for(_SeauSession, "after_begin")
+def _interrupt_at_deadline(
+    session: Session, _transaction: SessionTransaction, connection: Connection
+) -> None:
+    """On SQLite, abort the running statement when the unit of work's time is up.
+
+    Cancelling the waiting task does not stop the statement: it runs on in
+    aiosqlite's thread, holding the connection everyone queues for, and even the
+    unit's own rollback waits behind it. `sqlite3.Connection.interrupt` is the one
+    call another thread may make; with no statement running it does nothing.
+    """
+    deadline = session.info.get(DEADLINE)
+    if deadline is None or connection.dialect.name != "sqlite":
+        return
+    driver = getattr(connection.connection.driver_connection, "_conn", None)
+    if not isinstance(driver, sqlite3.Connection):
+        return
+    handle = asyncio.get_running_loop().call_at(deadline, driver.interrupt)
+    session.info.setdefault(_INTERRUPTS, []).append(handle)
+
+
+def disarm(session: AsyncSession) -> None:
+    """Cancel the deadline interrupts of a session whose unit of work is over."""
+    for handle in session.info.pop(_INTERRUPTS, ()):
+        handle.cancel()
+
+
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+    return async_sessionmaker(engine, expire_on_commit=False, sync_session_class=_SeauSession)

@@ -1,36 +1,37 @@
-"""Pure helpers for serving and naming files over HTTP.
+"""Pure helpers for the HTTP headers of downloads: disposition, ETags, conditions.
 
 Everything here treats its input as hostile: file names and media types come from
 uploaders, and these values end up in response headers other users' browsers obey.
+The rules for names and stored media types themselves are in `seau.files.names`.
 """
 
 from __future__ import annotations
 
-import mimetypes
 import re
 import unicodedata
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import format_datetime
 from types import MappingProxyType
 from typing import Final
 from urllib.parse import quote
 
-from seau.errors import InvalidFileName
+from seau.files.names import sanitize_content_type
+from seau.files.ranges import parse_range
 
 __all__ = [
     "DOWNLOAD_SECURITY_HEADERS",
-    "OCTET_STREAM",
     "SAFE_INLINE_TYPES",
+    "Conditions",
+    "DownloadPlan",
     "content_disposition",
     "disposition_for",
-    "guess_content_type",
     "if_none_match_matches",
     "if_range_matches",
-    "sanitize_content_type",
+    "plan_download",
     "strong_etag",
-    "validate_file_name",
 ]
-
-OCTET_STREAM: Final = "application/octet-stream"
 
 # Types a browser renders without running anything the uploader wrote. Never HTML, SVG,
 # any XML or JavaScript: those execute script in our origin when shown inline.
@@ -69,8 +70,6 @@ DOWNLOAD_SECURITY_HEADERS: Final[Mapping[str, str]] = MappingProxyType(
     }
 )
 
-_MAX_CONTENT_TYPE_LENGTH: Final = 255
-_MEDIA_TYPE_RE: Final = re.compile(r"[!#$%&'*+.^_`|~0-9a-z-]+/[!#$%&'*+.^_`|~0-9a-z-]+")
 # attr-char (RFC 8187 section 3.2.1) minus what quote() always leaves alone.
 _ATTR_CHAR_SAFE: Final = "!#$&+^`|"
 # In the quoted fallback, besides non-ASCII and controls: the quoted-string delimiters, path
@@ -80,18 +79,6 @@ _FALLBACK_UNSAFE_RE: Final = re.compile(r"[^\x20-\x7e]|[\"\\/%;]")
 _ENTITY_TAG_RE: Final = re.compile(r'(W/)?"([\x21\x23-\x7e\x80-\xff]*)"')
 _MEMBER_END_RE: Final = re.compile(r"[ \t]*(?:,|$)")
 _SHA256_HEX_RE: Final = re.compile(r"[0-9a-f]{64}")
-# Bytes that a gzip/bzip2/xz extension says the file is, where mimetypes reports the
-# archive inside and an encoding instead.
-_ENCODING_TYPES: Final = {
-    "gzip": "application/gzip",
-    "bzip2": "application/x-bzip2",
-    "xz": "application/x-xz",
-}
-# Controls, lone surrogates, line separators, and the bidi overrides/isolates that can
-# display `evil\u202etxt.exe` as `evilexe.txt`. Right-to-left letters themselves are fine.
-_FORBIDDEN_NAME_CHARS_RE: Final = re.compile(
-    "[\x00-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029\u202a-\u202e\u2066-\u2069]"
-)
 
 
 def content_disposition(filename: str, *, inline: bool) -> str:
@@ -107,39 +94,6 @@ def content_disposition(filename: str, *, inline: bool) -> str:
     fallback = _FALLBACK_UNSAFE_RE.sub("_", ascii_only) or "download"
     encoded = quote(filename.encode("utf-8", "replace"), safe=_ATTR_CHAR_SAFE)
     return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{encoded}"
-
-
-def sanitize_content_type(value: str | None) -> str:
-    """The lowercase ``type/subtype`` of a media type, or ``application/octet-stream``.
-
-    Parameters are dropped. Anything that is not two RFC 9110 tokens, or is longer than
-    255 characters, becomes ``application/octet-stream``, which browsers never render.
-    """
-    if value is None:
-        return OCTET_STREAM
-    media_type = value.partition(";")[0].strip(" \t").lower()
-    if len(media_type) > _MAX_CONTENT_TYPE_LENGTH:
-        return OCTET_STREAM
-    if _MEDIA_TYPE_RE.fullmatch(media_type) is None:
-        return OCTET_STREAM
-    return media_type
-
-
-def guess_content_type(filename: str, declared: str | None) -> str:
-    """The declared media type when it says something, else a guess from the extension.
-
-    The guess uses the `mimetypes` tables, which include the host's ``/etc/mime.types``.
-    """
-    media_type = sanitize_content_type(declared)
-    if media_type != OCTET_STREAM:
-        return media_type
-    # Only the last path segment, and no colon: mimetypes parses `data:text/html,x` as a
-    # data URL and would answer text/html for a file of that name.
-    base = re.split(r"[/\\]", filename)[-1].replace(":", "_")
-    guessed, encoding = mimetypes.guess_type(base, strict=True)
-    if encoding is not None:
-        return _ENCODING_TYPES.get(encoding, OCTET_STREAM)
-    return sanitize_content_type(guessed)
 
 
 def disposition_for(content_type: str, *, want_inline: bool) -> bool:
@@ -189,6 +143,60 @@ def if_range_matches(header: str | None, etag: str) -> bool:
     return match.group(2) == ours.group(2)
 
 
+@dataclass(frozen=True, slots=True)
+class DownloadPlan:
+    """What to answer to a download request: 200, 206 or 304, bytes ``start`` up to
+    (not including) ``end``, and every header but the media type."""
+
+    status: int
+    start: int
+    end: int
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Conditions:
+    """The request's ``If-None-Match``, ``If-Range`` and ``Range``, each field's lines
+    joined (RFC 9110 section 5.3), None when absent."""
+
+    if_none_match: str | None = None
+    if_range: str | None = None
+    range: str | None = None
+
+
+def plan_download(
+    *,
+    name: str,
+    size: int,
+    sha256: str,
+    updated_at: datetime,
+    inline: bool,
+    conditions: Conditions,
+) -> DownloadPlan:
+    """The answer to a download of a ready file, for every route that serves bytes
+    (the owner's API, share links). Raises `RangeNotSatisfiable`."""
+    etag = strong_etag(sha256)
+    headers = {
+        "ETag": etag,
+        "Last-Modified": format_datetime(updated_at, usegmt=True),
+        "Accept-Ranges": "bytes",
+        "Cache-Control": "private, no-cache",
+        "Content-Disposition": content_disposition(name, inline=inline),
+        **DOWNLOAD_SECURITY_HEADERS,
+    }
+    if if_none_match_matches(conditions.if_none_match, etag):
+        return DownloadPlan(status=304, start=0, end=0, headers=headers)
+    byte_range = None
+    if if_range_matches(conditions.if_range, etag):
+        byte_range = parse_range(conditions.range, size=size)
+    if byte_range is None:
+        headers["Content-Length"] = str(size)
+        return DownloadPlan(status=200, start=0, end=size, headers=headers)
+    headers["Content-Range"] = byte_range.content_range
+    headers["Content-Length"] = str(byte_range.length)
+    return DownloadPlan(status=206, start=byte_range.start, end=byte_range.end, headers=headers)
+
+
 def _opaque_tag(etag: str) -> str | None:
     match = _ENTITY_TAG_RE.fullmatch(etag)
     return None if match is None else match.group(2)
@@ -218,23 +226,3 @@ def _entity_tags(value: str) -> list[tuple[bool, str]]:
 
 def _member_ends(value: str, pos: int) -> bool:
     return _MEMBER_END_RE.match(value, pos) is not None
-
-
-def validate_file_name(name: str, *, max_length: int = 255) -> str:
-    """The clean display name for an uploaded file, or `InvalidFileName`.
-
-    NFC-normalised, reduced to its last path segment (browsers have sent
-    ``C:\\dir\\f.txt``) and stripped of surrounding whitespace. Any Unicode letter, emoji
-    or script is fine; control characters, bidi overrides and ``.``/``..`` are not.
-    """
-    normalized = unicodedata.normalize("NFC", name)
-    if _FORBIDDEN_NAME_CHARS_RE.search(normalized):
-        raise InvalidFileName("the file name contains control characters")
-    clean = re.split(r"[/\\]", normalized)[-1].strip()
-    if not clean:
-        raise InvalidFileName("the file name is empty")
-    if clean in {".", ".."}:
-        raise InvalidFileName("the file name cannot be . or ..")
-    if len(clean) > max_length:
-        raise InvalidFileName(f"the file name is longer than {max_length} characters")
-    return clean

@@ -98,8 +98,8 @@ class Part:
     ``headers`` keeps every header in order with lowercased names. ``filename`` is None
     when the part has no ``filename`` parameter (a plain form field) and may be ``""``
     (what browsers send for an empty file input); it is decoded but not validated, so pass
-    it through `seau.files.http.validate_file_name`. ``content_type`` is the raw header
-    value; pass it through `seau.files.http.guess_content_type`.
+    it through `seau.files.names.validate_file_name`. ``content_type`` is the raw header
+    value; pass it through `seau.files.names.guess_content_type`.
     """
 
     __slots__ = (
@@ -538,16 +538,18 @@ def _parse_parameters(value: str) -> tuple[str, dict[str, str]] | None:
 
 def _filename(params: dict[str, str]) -> str | None:
     plain = params.get("filename")
+    # RFC 7578 section 4.2: form data does not use `filename*`, so when a part carries
+    # both, the plain `filename` is the name (the one a proxy or filter may have checked).
+    if plain is not None:
+        return plain
     extended = params.get("filename*")
     if extended is None:
-        return plain
+        return None
+    # A part with `filename*` alone (some non-browser clients send it) is still read.
     decoded = _decode_ext_value(extended)
-    if decoded is not None:
-        return decoded
-    if plain is None:
+    if decoded is None:
         raise MalformedMultipart("a part has an undecodable filename* parameter")
-    # RFC 8187 section 3.2.1: fall back to `filename` when filename* cannot be decoded.
-    return plain
+    return decoded
 
 
 def _decode_ext_value(value: str) -> str | None:

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from email.utils import format_datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.requests import ClientDisconnect
 
+from seau.auth.principal import Principal
 from seau.db.models import UserFile
-from seau.deps import CurrentUser, FilesDep, SettingsDep
+from seau.deps import FilesDep, FilesReader, FilesWriter, SettingsDep
 from seau.errors import (
     BadRequest,
+    ClientDisconnected,
     DatabaseUnavailable,
     FileNotFound,
+    InsufficientScope,
     InvalidCursor,
     InvalidFileName,
     InvalidToken,
@@ -25,30 +27,24 @@ from seau.errors import (
     PayloadTooLarge,
     RangeNotSatisfiable,
     StorageUnavailableError,
+    SubjectRequired,
+    TokenExpired,
     TooManyFiles,
     UnsupportedMediaType,
     ValidationFailed,
 )
-from seau.files.http import (
-    DOWNLOAD_SECURITY_HEADERS,
-    content_disposition,
-    disposition_for,
-    guess_content_type,
-    if_none_match_matches,
-    if_range_matches,
-    strong_etag,
-)
+from seau.files.http import Conditions, disposition_for, plan_download
 from seau.files.multipart import MultipartLimits, MultipartReader, parse_boundary
-from seau.files.ranges import parse_range
 from seau.files.schemas import FileList, FileRead, FileRename, UploadResult
-from seau.files.service import SortKey
+from seau.files.service import MAX_QUERY_LENGTH, NewFile, SortKey
+from seau.limits import streams_body
 from seau.problems import problem_responses
 from seau.settings import Settings
 from seau.storage import ByteStream
 
 router = APIRouter(prefix="/api/v1/files", tags=["files"])
 
-AUTH_ERRORS = (NotAuthenticated, InvalidToken)
+AUTH_ERRORS = (NotAuthenticated, InvalidToken, TokenExpired, InsufficientScope, SubjectRequired)
 UNAVAILABLE = (StorageUnavailableError, DatabaseUnavailable)
 
 # Room for part headers and boundaries around the files' own bytes.
@@ -79,11 +75,6 @@ _UPLOAD_BODY = {
         "bytes of one file (any other content type) with `?name=`.",
     }
 }
-
-
-class ClientGone(BadRequest):
-    code = "client_disconnected"
-    title = "The client went away during the upload"
 
 
 def _file_read(row: UserFile) -> FileRead:
@@ -121,9 +112,10 @@ def _declared_length(request: Request) -> int | None:
     "a raw body with `?name=` answers the one file. Bytes stream to storage as they "
     "arrive; nothing is kept unless every file of the request is complete.",
 )
+@streams_body
 async def upload(
     request: Request,
-    user: CurrentUser,
+    caller: FilesWriter,
     files: FilesDep,
     settings: SettingsDep,
     name: Annotated[
@@ -138,7 +130,12 @@ async def upload(
             limit = settings.max_upload_bytes * settings.max_files_per_request
             if declared is not None and declared > limit + _MULTIPART_OVERHEAD:
                 raise PayloadTooLarge("the request is larger than the upload limit")
-            return UploadResult(files=await _upload_multipart(request, user, files, settings))
+            rows = await files.upload_many(
+                owner_id=caller.owner,
+                files=_multipart_files(request, settings),
+                max_bytes=settings.max_upload_bytes,
+            )
+            return UploadResult(files=[_file_read(row) for row in rows])
         if name is None:
             raise BadRequest("a raw upload needs `?name=`; or send multipart/form-data")
         if declared is not None and declared > settings.max_upload_bytes:
@@ -146,52 +143,37 @@ async def upload(
                 f"the file exceeds the limit of {settings.max_upload_bytes} bytes"
             )
         row = await files.upload(
-            owner_id=user.id,
+            owner_id=caller.owner,
             name=name,
-            content_type=guess_content_type(name, content_type or None),
+            content_type=content_type or None,
             data=request.stream(),
             max_bytes=settings.max_upload_bytes,
         )
         return _file_read(row)
     except ClientDisconnect:
-        raise ClientGone() from None
+        raise ClientDisconnected() from None
 
 
-async def _upload_multipart(
-    request: Request, user: CurrentUser, files: FilesDep, settings: Settings
-) -> list[FileRead]:
-    boundary = parse_boundary(request.headers["content-type"])
+async def _multipart_files(request: Request, settings: Settings) -> AsyncIterator[NewFile]:
+    """The parts named `file` of a multipart body, in order; other parts are skipped."""
     reader = MultipartReader(
         request.stream(),
-        boundary=boundary,
+        boundary=parse_boundary(request.headers["content-type"]),
         limits=MultipartLimits(max_parts=settings.max_files_per_request * 2 + 16),
     )
-    created: list[UserFile] = []
-    try:
-        while (part := await reader.next_part()) is not None:
-            if part.name != "file" or not part.filename:
-                # Other form fields are allowed and ignored, within a small size; so
-                # is the empty `filename=""` part a browser sends for an empty input.
-                await part.read_all(limit=64 * 1024)
-                continue
-            if len(created) >= settings.max_files_per_request:
-                raise TooManyFiles(f"at most {settings.max_files_per_request} files per request")
-            created.append(
-                await files.upload(
-                    owner_id=user.id,
-                    name=part.filename,
-                    content_type=guess_content_type(part.filename, part.content_type),
-                    data=part,
-                    max_bytes=settings.max_upload_bytes,
-                )
-            )
-        if not created:
-            raise NoFileInRequest("send at least one part named `file` with a filename")
-    except BaseException:
-        # One request, one outcome: a failed request keeps none of its files.
-        await files.discard(created)
-        raise
-    return [_file_read(row) for row in created]
+    count = 0
+    while (part := await reader.next_part()) is not None:
+        if part.name != "file" or not part.filename:
+            # Other form fields are allowed and ignored, within a small size; so
+            # is the empty `filename=""` part a browser sends for an empty input.
+            await part.read_all(limit=64 * 1024)
+            continue
+        if count >= settings.max_files_per_request:
+            raise TooManyFiles(f"at most {settings.max_files_per_request} files per request")
+        count += 1
+        yield NewFile(name=part.filename, content_type=part.content_type, data=part)
+    if count == 0:
+        raise NoFileInRequest("send at least one part named `file` with a filename")
 
 
 @router.get(
@@ -201,7 +183,7 @@ async def _upload_multipart(
     summary="List my files",
 )
 async def list_files(
-    user: CurrentUser,
+    caller: FilesReader,
     files: FilesDep,
     settings: SettingsDep,
     limit: Annotated[int, Query(ge=1, le=10_000, description="Page size.")] = 50,
@@ -212,7 +194,8 @@ async def list_files(
     q: Annotated[
         str | None,
         Query(
-            max_length=255,
+            # Bounds a search's cost: docs/decisions.md ("Searching file names").
+            max_length=MAX_QUERY_LENGTH,
             # No stored name holds a control character, and PostgreSQL refuses NUL in
             # text outright (a 500 rather than an empty page).
             pattern=r"^[^\x00-\x1f\x7f-\x9f]*$",
@@ -221,7 +204,7 @@ async def list_files(
     ] = None,
 ) -> FileList:
     page = await files.list(
-        owner_id=user.id,
+        owner_id=caller.owner,
         limit=min(limit, settings.max_page_size),
         cursor=cursor,
         sort=sort,
@@ -236,8 +219,8 @@ async def list_files(
     responses=problem_responses(*AUTH_ERRORS, FileNotFound, ValidationFailed, *UNAVAILABLE),
     summary="A file's metadata",
 )
-async def get_file(file_id: str, user: CurrentUser, files: FilesDep) -> FileRead:
-    return _file_read(await files.get(owner_id=user.id, file_id=file_id))
+async def get_file(file_id: str, caller: FilesReader, files: FilesDep) -> FileRead:
+    return _file_read(await files.get(owner_id=caller.owner, file_id=file_id))
 
 
 @router.patch(
@@ -249,9 +232,9 @@ async def get_file(file_id: str, user: CurrentUser, files: FilesDep) -> FileRead
     summary="Rename a file",
 )
 async def rename_file(
-    file_id: str, body: FileRename, user: CurrentUser, files: FilesDep
+    file_id: str, body: FileRename, caller: FilesWriter, files: FilesDep
 ) -> FileRead:
-    return _file_read(await files.rename(owner_id=user.id, file_id=file_id, name=body.name))
+    return _file_read(await files.rename(owner_id=caller.owner, file_id=file_id, name=body.name))
 
 
 @router.delete(
@@ -260,8 +243,8 @@ async def rename_file(
     responses=problem_responses(*AUTH_ERRORS, FileNotFound, ValidationFailed, *UNAVAILABLE),
     summary="Delete a file",
 )
-async def delete_file(file_id: str, user: CurrentUser, files: FilesDep) -> Response:
-    await files.delete(owner_id=user.id, file_id=file_id)
+async def delete_file(file_id: str, caller: FilesWriter, files: FilesDep) -> Response:
+    await files.delete(owner_id=caller.owner, file_id=file_id)
     return Response(status_code=204)
 
 
@@ -308,11 +291,11 @@ _DOWNLOAD_HEADERS = {
 async def download(
     request: Request,
     file_id: str,
-    user: CurrentUser,
+    caller: FilesReader,
     files: FilesDep,
     disposition: Disposition = "attachment",
 ) -> Response:
-    return await _content(request, file_id, user, files, disposition, with_body=True)
+    return await _content(request, file_id, caller, files, disposition, with_body=True)
 
 
 @router.head(
@@ -326,51 +309,43 @@ async def download(
 async def download_head(
     request: Request,
     file_id: str,
-    user: CurrentUser,
+    caller: FilesReader,
     files: FilesDep,
     disposition: Disposition = "attachment",
 ) -> Response:
-    return await _content(request, file_id, user, files, disposition, with_body=False)
+    return await _content(request, file_id, caller, files, disposition, with_body=False)
 
 
 async def _content(
     request: Request,
     file_id: str,
-    user: CurrentUser,
+    caller: Principal,
     files: FilesDep,
     disposition: str,
     *,
     with_body: bool,
 ) -> Response:
-    row = await files.get(owner_id=user.id, file_id=file_id)
+    row = await files.get(owner_id=caller.owner, file_id=file_id)
     assert row.sha256 is not None  # ready rows always have one
-    etag = strong_etag(row.sha256)
-    inline = disposition_for(row.content_type, want_inline=disposition == "inline")
-    headers = {
-        "ETag": etag,
-        "Last-Modified": format_datetime(row.updated_at, usegmt=True),
-        "Accept-Ranges": "bytes",
-        "Cache-Control": "private, no-cache",
-        "Content-Disposition": content_disposition(row.name, inline=inline),
-        **DOWNLOAD_SECURITY_HEADERS,
-    }
-    if if_none_match_matches(_field(request, "if-none-match"), etag):
-        return Response(status_code=304, headers=headers)
-    byte_range = None
-    if if_range_matches(_field(request, "if-range"), etag):
-        byte_range = parse_range(_field(request, "range"), size=row.size)
-    status = 200
-    start, end = 0, row.size
-    if byte_range is not None:
-        status = 206
-        start, end = byte_range.start, byte_range.end
-        headers["Content-Range"] = byte_range.content_range
-    headers["Content-Length"] = str(end - start)
+    plan = plan_download(
+        name=row.name,
+        size=row.size,
+        sha256=row.sha256,
+        updated_at=row.updated_at,
+        inline=disposition_for(row.content_type, want_inline=disposition == "inline"),
+        conditions=Conditions(
+            if_none_match=_field(request, "if-none-match"),
+            if_range=_field(request, "if-range"),
+            range=_field(request, "range"),
+        ),
+    )
+    if plan.status == 304:
+        return Response(status_code=304, headers=plan.headers)
     if not with_body:
-        return Response(status_code=status, headers=headers, media_type=row.content_type)
-    stream = await files.open_content(row, start=start, end=end)
+        return Response(status_code=plan.status, headers=plan.headers, media_type=row.content_type)
+    stream = await files.open_content(row, start=plan.start, end=plan.end)
     return StreamingResponse(
-        _relay(stream), status_code=status, headers=headers, media_type=row.content_type
+        _relay(stream), status_code=plan.status, headers=plan.headers, media_type=row.content_type
     )
 
 

@@ -33,3 +33,10 @@ class FileRename(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=1024)
+
+
+def file_event_data(row: object) -> dict[str, object]:
+    """An event's `data` for a file row: the file as the API shows it (the outbox
+    adds the owner's subject)."""
+    data: dict[str, object] = FileRead.model_validate(row).model_dump(mode="json")
+    return data

@@ -11,39 +11,77 @@ says why there is no `pending` row first.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
-import functools
+import builtins
 import hashlib
 import json
 import logging
+import math
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal, TypeVar
+from typing import Literal
 
-from sqlalchemy import and_, delete, insert, or_, select
+from sqlalchemy import (
+    Select,
+    and_,
+    delete,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    table,
+    text,
+)
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 
 from seau.db.base import utcnow
-from seau.db.guard import DEFAULT_TIMEOUT_SECONDS, unit_of_work
-from seau.db.models import FileState, UserFile
+from seau.db.models import NAME_SEARCH_TABLE, FileState, UserFile
+from seau.db.unit import DEFAULT_TIMEOUT_SECONDS, unit_of_work
 from seau.errors import (
+    DatabaseUnavailable,
     FileNotFound,
     InvalidCursor,
-    PayloadTooLarge,
     StorageUnavailableError,
+    storage_call,
 )
-from seau.files.http import validate_file_name
+from seau.events import outbox
+from seau.events.types import EventType
 from seau.files.keys import key_for
+from seau.files.meter import ByteMeter
+from seau.files.names import guess_content_type, validate_file_name
+from seau.files.schemas import file_event_data
 from seau.storage import ByteStream, ObjectNotFound, StorageUnavailable, Store
 
 log = logging.getLogger("seau.files")
 
 SortKey = Literal["created", "-created", "name", "-name", "size", "-size"]
-T = TypeVar("T")
+
+
+# Object deletions in flight at once when an owner's files go; S3 answers each
+# in tens of milliseconds.
+_DELETE_CONCURRENCY = 16
+
+MAX_QUERY_LENGTH = 64
+"""Longest `q`: longer than any word one searches a file name for, short enough that
+the trigram index's work (one posting list per trigram, 62 at most) stays small."""
+SEARCH_TIMEOUT_SECONDS = 2.0
+"""Longest a name search may run (less if `SEAU_DATABASE_TIMEOUT_SECONDS` is)."""
+SEARCH_CONCURRENCY = 2
+"""Name searches in flight per process: the rest of the pool stays for other work."""
+_TRIGRAM = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Purged:
+    files: int
+    bytes: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,29 +90,15 @@ class Page:
     next_cursor: str | None
 
 
-class _Metered:
-    """Passes chunks through while counting, hashing and enforcing the byte limit.
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewFile:
+    """One file of a request with several, as `FileService.upload_many` takes them."""
 
-    SHA-256 runs on the event loop, chunk by chunk: hashing 1 MiB batches on a
-    worker thread took the loop's share of a 512 MiB upload from 63-65 % to
-    40-45 % of a core but cost more CPU in all (2.2-2.3 vs 1.9 s/GiB: a copy per
-    batch and a thread trip), 2 MiB more memory, and no throughput on two cores
-    (docs/benchmarks.md, "Tried and dropped").
-    """
-
-    def __init__(self, source: AsyncIterable[bytes], *, limit: int) -> None:
-        self._source = source
-        self._limit = limit
-        self.size = 0
-        self.sha256 = hashlib.sha256()
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for chunk in self._source:
-            self.size += len(chunk)
-            if self.size > self._limit:
-                raise PayloadTooLarge(f"the file exceeds the limit of {self._limit} bytes")
-            self.sha256.update(chunk)
-            yield chunk
+    name: str
+    """As the uploader sent it; `seau.files.names` makes the stored name of it."""
+    content_type: str | None
+    """As the uploader declared it, if at all."""
+    data: AsyncIterable[bytes]
 
 
 class FileService:
@@ -85,9 +109,20 @@ class FileService:
         store: Store,
         max_name_length: int = 255,
         db_timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        search_sessions: async_sessionmaker[AsyncSession] | None = None,
+        search_timeout: float = SEARCH_TIMEOUT_SECONDS,
+        on_event: Callable[[], None] | None = None,
     ) -> None:
+        """``search_sessions``: where name searches run (SQLite's reader connection,
+        `seau.db.engine.create_search_engine`); ``sessions`` when None. ``on_event``
+        is called after each commit that wrote an event (`seau.events.outbox.Wakeup`)."""
+        self._on_event = on_event or _nothing
         self._db_timeout = db_timeout
         self._sessions = sessions
+        self._search_sessions = search_sessions or sessions
+        self._search_timeout = search_timeout
+        self._search_slots = asyncio.Semaphore(SEARCH_CONCURRENCY)
+        self._name_index: bool | None = None
         self._store = store
         self._max_name_length = max_name_length
 
@@ -98,10 +133,13 @@ class FileService:
         *,
         owner_id: uuid.UUID,
         name: str,
-        content_type: str,
+        content_type: str | None,
         data: AsyncIterable[bytes],
         max_bytes: int,
     ) -> UserFile:
+        """Store one file, or nothing. ``content_type`` is the uploader's, if any:
+        the stored type is that, when it says something, else the name's guess."""
+        content_type = guess_content_type(name, content_type)
         name = validate_file_name(name, max_length=self._max_name_length)
         file_id = uuid.uuid4()
         row = UserFile(
@@ -115,18 +153,21 @@ class FileService:
         )
         inserting = False
         try:
-            metered = _Metered(data, limit=max_bytes)
-            await self._storage(self._store.put(row.object_key, metered, content_type=content_type))
-            stored = await self._storage(self._store.head(row.object_key))
+            metered = ByteMeter(data, limit=max_bytes, sha256=hashlib.sha256())
+            await storage_call(self._store.put(row.object_key, metered, content_type=content_type))
+            stored = await storage_call(self._store.head(row.object_key))
             if stored.size != metered.size:
                 raise StorageUnavailableError(
                     f"the store kept {stored.size} bytes of {metered.size} sent"
                 )
             row.size = metered.size
+            assert metered.sha256 is not None
             row.sha256 = metered.sha256.hexdigest()
             row.created_at = row.updated_at = utcnow()
             inserting = True
-            await self._db(functools.partial(_insert_row, row=row))
+            async with self._unit() as session:
+                await _insert_row(session, row=row)
+            self._on_event()
         except BaseException:
             # Nothing of a failed upload may survive. Once the insert was sent the
             # row may exist even if the answer never came (a commit applied, then
@@ -137,6 +178,89 @@ class FileService:
                 await self._forget_object(row)
             raise
         return row
+
+    async def upload_many(
+        self, *, owner_id: uuid.UUID, files: AsyncIterator[NewFile], max_bytes: int
+    ) -> list[UserFile]:
+        """Store every file ``files`` yields, one after the other, or none of them.
+
+        One request, one outcome: whatever fails (a file, or ``files`` itself, which
+        may raise to refuse the request part way), the files already stored are
+        discarded before the error propagates. ``max_bytes`` bounds each file.
+        """
+        created: list[UserFile] = []
+        try:
+            async for new in files:
+                created.append(
+                    await self.upload(
+                        owner_id=owner_id,
+                        name=new.name,
+                        content_type=new.content_type,
+                        data=new.data,
+                        max_bytes=max_bytes,
+                    )
+                )
+        except BaseException:
+            await self.discard(created)
+            raise
+        finally:
+            # A generator left part way would be finalised only by the garbage
+            # collector, outside any request; close it while its request lives.
+            if isinstance(files, AsyncGenerator):
+                await files.aclose()
+        return created
+
+    async def purge_owner(self, owner_id: uuid.UUID) -> Purged:
+        """Remove every file of ``owner_id``, rows and objects, whatever their state.
+
+        For an owner who can no longer start uploads (locked out first). Objects
+        go before rows: if the store fails part way (`StorageUnavailable`), the
+        rows still name every object left, and running it again finishes. An
+        upload that passed authentication before the lock-out may add a row
+        meanwhile; its object goes too, after the rows.
+        """
+        async with self._unit() as session:
+            keys = set(
+                await session.scalars(
+                    select(UserFile.object_key).where(UserFile.owner_id == owner_id)
+                )
+            )
+            size = await session.scalar(
+                select(func.coalesce(func.sum(UserFile.size), 0)).where(
+                    UserFile.owner_id == owner_id, UserFile.state == FileState.READY
+                )
+            )
+        await self._delete_objects(keys)
+        async with self._unit() as session:
+            late = (
+                set(
+                    await session.scalars(
+                        select(UserFile.object_key).where(UserFile.owner_id == owner_id)
+                    )
+                )
+                - keys
+            )
+            gone = await session.scalars(
+                select(UserFile).where(
+                    UserFile.owner_id == owner_id, UserFile.state == FileState.READY
+                )
+            )
+            for row in gone:
+                await _record(session, EventType.FILE_DELETED, row)
+            await session.execute(delete(UserFile).where(UserFile.owner_id == owner_id))
+            await session.commit()
+        self._on_event()
+        await self._delete_objects(late)
+        return Purged(files=len(keys | late), bytes=int(size or 0))
+
+    async def _delete_objects(self, keys: set[str]) -> None:
+        limit = asyncio.Semaphore(_DELETE_CONCURRENCY)
+
+        async def one(key: str) -> None:
+            async with limit:
+                await self._store.delete(key)
+
+        await asyncio.gather(*(one(k) for k in sorted(keys)))
 
     async def _forget_object(self, row: UserFile) -> None:
         """Best-effort removal of the bytes of an upload that never got a row."""
@@ -156,7 +280,9 @@ class FileService:
         """
         for row in rows:
             try:
-                await self._db(functools.partial(_delete_row, file_id=row.id))
+                async with self._unit() as session:
+                    await _undo_row(session, row=row)
+                self._on_event()
             except Exception:
                 log.warning("could not delete row of failed upload %s", row.id, exc_info=True)
                 continue
@@ -167,26 +293,24 @@ class FileService:
 
     async def rename(self, *, owner_id: uuid.UUID, file_id: str, name: str) -> UserFile:
         name = validate_file_name(name, max_length=self._max_name_length)
-
-        async def run(session: AsyncSession) -> UserFile:
+        async with self._unit() as session:
             row = await self._owned(session, owner_id=owner_id, file_id=file_id)
             row.name = name
             row.updated_at = utcnow()
+            await _record(session, EventType.FILE_RENAMED, row)
             await session.commit()
-            return row
-
-        return await self._db(run)
+        self._on_event()
+        return row
 
     async def delete(self, *, owner_id: uuid.UUID, file_id: str) -> None:
         # The row goes first: a listed row never points at missing bytes. If the
         # object delete then fails, the orphan is the reconciler's to remove.
-        async def run(session: AsyncSession) -> UserFile:
+        async with self._unit() as session:
             row = await self._owned(session, owner_id=owner_id, file_id=file_id)
             await session.execute(delete(UserFile).where(UserFile.id == row.id))
+            await _record(session, EventType.FILE_DELETED, row)
             await session.commit()
-            return row
-
-        row = await self._db(run)
+        self._on_event()
         try:
             await self._store.delete(row.object_key)
         except StorageUnavailable:
@@ -197,16 +321,14 @@ class FileService:
     # -- reading -----------------------------------------------------------
 
     async def get(self, *, owner_id: uuid.UUID, file_id: str) -> UserFile:
-        async def run(session: AsyncSession) -> UserFile:
+        async with self._unit() as session:
             return await self._owned(session, owner_id=owner_id, file_id=file_id)
-
-        return await self._db(run)
 
     async def open_content(
         self, row: UserFile, *, start: int = 0, end: int | None = None
     ) -> ByteStream:
         try:
-            return await self._storage(self._store.get(row.object_key, start=start, end=end))
+            return await storage_call(self._store.get(row.object_key, start=start, end=end))
         except ObjectNotFound:
             # A ready row without bytes breaks seau's promise; say so loudly.
             log.error("ready file %s has no object at %s", row.id, row.object_key)
@@ -243,15 +365,64 @@ class FileService:
         order = (column.desc(), UserFile.id.desc()) if descending else (column, UserFile.id)
         statement = statement.order_by(*order).limit(limit + 1)
 
-        async def run(session: AsyncSession) -> list[UserFile]:
-            return list(await session.scalars(statement))
-
-        rows = await self._db(run)
+        if query:
+            rows = await self._search(statement, query=query)
+        else:
+            async with self._unit() as session:
+                rows = list(await session.scalars(statement))
         next_cursor = None
         if len(rows) > limit:
             rows = rows[:limit]
             next_cursor = _encode_cursor(rows[-1], sort=sort)
         return Page(items=rows, next_cursor=next_cursor)
+
+    async def _search(self, statement: Select[UserFile], *, query: str) -> builtins.list[UserFile]:
+        """Run a listing filtered by name, bounded in time and in concurrency.
+
+        ``statement`` already holds the exact test (case-insensitive substring,
+        `%`, `_` and `\\` literal); what the database offers only narrows the rows
+        it is applied to. SQLite: the FTS5 trigram index of migration 0004 for 3
+        characters or more (a trigram cannot hold fewer), on a reader connection
+        of its own so that no search ever waits for, or delays, the connection
+        every other request needs. PostgreSQL: the same statement, which its
+        planner serves from the pg_trgm index. MariaDB: a scan. Everywhere: at
+        most `SEARCH_CONCURRENCY` searches per process and `SEARCH_TIMEOUT_SECONDS`
+        each, enforced by the server (statement timeouts) or, on SQLite, by
+        interrupting the statement; past it the answer is 503.
+        """
+        timeout = min(self._search_timeout, self._db_timeout)
+        try:
+            async with asyncio.timeout(timeout):
+                await self._search_slots.acquire()
+        except TimeoutError:
+            raise DatabaseUnavailable("too many searches at once; try again") from None
+        try:
+            async with unit_of_work(self._search_sessions, timeout_seconds=timeout) as session:
+                dialect = session.get_bind().dialect
+                if dialect.name == "sqlite":
+                    if len(query) >= _TRIGRAM and await self._has_name_index(session):
+                        statement = statement.where(_fts_candidates(query))
+                    return list(await session.scalars(statement))
+                if dialect.name == "postgresql":
+                    # Ends with the transaction; the unit's deadline stays the bound.
+                    await session.execute(
+                        text(f"SET LOCAL statement_timeout = {_milliseconds(timeout)}")
+                    )
+                    return list(await session.scalars(statement))
+                return await _bounded_mysql(session, statement, seconds=timeout)
+        finally:
+            self._search_slots.release()
+
+    async def _has_name_index(self, session: AsyncSession) -> bool:
+        # Migration 0004 makes the index only where SQLite has FTS5's trigram
+        # tokenizer (3.34+); without it, searching scans, bounded like any search.
+        if self._name_index is None:
+            found = await session.scalar(
+                text("SELECT count(*) FROM sqlite_master WHERE name = :name"),
+                {"name": NAME_SEARCH_TABLE},
+            )
+            self._name_index = bool(found)
+        return self._name_index
 
     # -- plumbing ----------------------------------------------------------
 
@@ -273,16 +444,8 @@ class FileService:
             raise FileNotFound()
         return row
 
-    async def _db(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-        return await unit_of_work(self._sessions, work, limit_seconds=self._db_timeout)
-
-    @staticmethod
-    async def _storage(operation: Awaitable[T]) -> T:
-        try:
-            return await operation
-        except StorageUnavailable as exc:
-            log.warning("storage unavailable: %s", exc)
-            raise StorageUnavailableError() from exc
+    def _unit(self) -> AbstractAsyncContextManager[AsyncSession]:
+        return unit_of_work(self._sessions, timeout_seconds=self._db_timeout)
 
 
 _FILE_TABLE = UserFile.metadata.tables[UserFile.__tablename__]
@@ -295,12 +458,71 @@ async def _insert_row(session: AsyncSession, *, row: UserFile) -> None:
     # small upload's event-loop samples in a profile.
     values = {column.key: getattr(row, column.key) for column in _FILE_TABLE.columns}
     await session.execute(_INSERT_FILE, values)
+    await _record(session, EventType.FILE_READY, row)
     await session.commit()
 
 
-async def _delete_row(session: AsyncSession, *, file_id: uuid.UUID) -> None:
-    await session.execute(delete(UserFile).where(UserFile.id == file_id))
+async def _undo_row(session: AsyncSession, *, row: UserFile) -> None:
+    """Delete the row of a file being undone, and its `file.ready` with it while no
+    receiver has it; once one has, the undo is told as a `file.deleted`."""
+    result = await session.execute(delete(UserFile).where(UserFile.id == row.id))
+    if result.rowcount and not await outbox.withdraw(session, resource_id=row.id):  # type: ignore[attr-defined]
+        await _record(session, EventType.FILE_DELETED, row)
     await session.commit()
+
+
+async def _record(session: AsyncSession, type: EventType, row: UserFile) -> None:
+    await outbox.record(
+        session, type=type, resource_id=row.id, owner_id=row.owner_id, data=file_event_data(row)
+    )
+
+
+def _nothing() -> None:
+    pass
+
+
+def _fts_candidates(query: str) -> ColumnElement[bool]:
+    """``user_file`` rows whose name the FTS5 trigram index says contains ``query``.
+
+    A quoted FTS5 string is one phrase: its trigrams, consecutive. The index
+    folds case over all of Unicode, more than SQLite's `lower`, so it returns
+    a superset of what the exact test (kept in the statement) accepts. Keyed by
+    `user_file`'s rowid, as an external-content FTS5 table must be.
+    """
+    phrase = '"' + query.replace('"', '""') + '"'
+    matching: Select[object] = (
+        select(literal_column("rowid"))
+        .select_from(table(NAME_SEARCH_TABLE))
+        .where(literal_column(NAME_SEARCH_TABLE).op("MATCH")(phrase))
+    )
+    return literal_column(f"{UserFile.__tablename__}.rowid").in_(matching)
+
+
+async def _bounded_mysql(
+    session: AsyncSession, statement: Select[UserFile], *, seconds: float
+) -> list[UserFile]:
+    """MariaDB has no trigram index: the statement scans the owner's rows, stopped
+    by `max_statement_time` (MySQL: the `MAX_EXECUTION_TIME` hint, which MariaDB
+    reads as a comment). The connection's own bound is put back afterwards."""
+    statement = statement.prefix_with(
+        f"/*+ MAX_EXECUTION_TIME({_milliseconds(seconds)}) */", dialect="mysql"
+    )
+    if not getattr(session.get_bind().dialect, "is_mariadb", False):
+        return list(await session.scalars(statement))
+    await session.execute(
+        text(
+            "SET @seau_statement_time = @@session.max_statement_time, "
+            f"@@session.max_statement_time = {seconds:.3f}"
+        )
+    )
+    try:
+        return list(await session.scalars(statement))
+    finally:
+        await session.execute(text("SET @@session.max_statement_time = @seau_statement_time"))
+
+
+def _milliseconds(seconds: float) -> int:
+    return max(1, math.ceil(seconds * 1000))
 
 
 def _encode_cursor(row: UserFile, *, sort: SortKey) -> str:

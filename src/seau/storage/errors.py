@@ -21,3 +21,7 @@ class StorageUnavailable(StorageError):
 
 class InvalidKey(StorageError):
     """The key is not one the store accepts (empty, absolute, `..`, outside the root)."""
+
+
+class StagingLost(StorageError):
+    """The staging data of an upload is gone or shorter than recorded; it cannot continue."""

@@ -1,4 +1,10 @@
-"""Turn the configured storage URL into a store."""
+"""The one place that names concrete stores: a storage URL becomes a store, and a
+store its optional capabilities (tusd's composer). Everything else in seau talks
+to the `Store` and `UploadStaging` protocols.
+
+`S3Options` and `part_size_for` are re-exported for the wiring, which configures
+S3 without importing the S3 store itself.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +13,14 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from seau.storage.local import LocalFileStore
+from seau.storage.local_staging import LocalUploadStaging
 from seau.storage.memory import MemoryObjectStore
 from seau.storage.protocol import Store
-from seau.storage.s3 import ObstoreS3Store, S3Options
+from seau.storage.s3 import ObstoreS3Store, S3Options, part_size_for
+from seau.storage.s3_staging import S3UploadStaging
+from seau.storage.staging import UploadStaging
+
+__all__ = ["S3Options", "open_staging", "open_store", "part_size_for"]
 
 _SUPPORTED = "file:///ABSOLUTE/PATH, a plain path, s3://BUCKET[/PREFIX] or memory://"
 
@@ -52,6 +63,16 @@ def open_store(url: str, *, s3: S3Options | None = None, data_dir: Path | None =
             raise ValueError(f"storage URL {url!r}: memory:// takes no name or path")
         return MemoryObjectStore()
     raise ValueError(f"unsupported storage URL {url!r}; expected {_SUPPORTED}")
+
+
+def open_staging(store: Store) -> UploadStaging | None:
+    """The staging capability of ``store`` (what resumable uploads need), or None
+    when it has none (the memory store). Detected once, when the server starts."""
+    if isinstance(store, LocalFileStore):
+        return LocalUploadStaging(store.directory)
+    if isinstance(store, ObstoreS3Store):
+        return S3UploadStaging(store.options)
+    return None
 
 
 def _local_path(text: str, *, data_dir: Path | None, url: str) -> Path:

@@ -14,32 +14,37 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import itertools
 import os
 import secrets
 import stat
 import threading
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Generator, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Generator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import ParamSpec, Self, TypeVar
+from typing import Self
 
-from seau.storage._sources import close_source
+from seau.storage._disk import (
+    FILE_MODE,
+    TEMP_DIR_NAME,
+    BufferedCopy,
+    MiB,
+    RootDirectory,
+    check_key,
+    fsync_directory,
+    make_parents,
+    run_in_thread,
+    run_owning,
+)
 from seau.storage.errors import InvalidKey, ObjectNotFound, StorageUnavailable
-from seau.storage.keys import check_range, prefix_directory, validate_key
+from seau.storage.keys import check_range, prefix_directory
 from seau.storage.protocol import ByteStream, ObjectInfo
 
-MiB = 1024 * 1024
-TEMP_DIR_NAME = ".tmp"
 _TEMP_SUFFIX = ".part"
 _LIST_BATCH = 1000
 _MISSING = (FileNotFoundError, NotADirectoryError)
-
-_P = ParamSpec("_P")
-_T = TypeVar("_T")
 
 
 class LocalFileStore:
@@ -59,23 +64,24 @@ class LocalFileStore:
     ) -> None:
         if write_buffer_size <= 0 or read_chunk_size <= 0:
             raise ValueError("buffer sizes must be positive")
-        # Absolute without touching the disk: resolving symlinks in the root
-        # itself happens in `_resolve`, off the event loop.
-        self._root = Path(os.path.abspath(root))
-        self._temp_dir = self._root / TEMP_DIR_NAME
-        self._resolved_root: Path | None = None
+        self._directory = RootDirectory(root)
         self._write_buffer_size = write_buffer_size
         self._read_chunk_size = read_chunk_size
 
     @property
     def root(self) -> Path:
-        return self._root
+        return self._directory.path
+
+    @property
+    def directory(self) -> RootDirectory:
+        """Where keys live: for the factory to hand to this store's upload staging."""
+        return self._directory
 
     async def put(
         self, key: str, data: AsyncIterable[bytes], *, content_type: str | None = None
     ) -> ObjectInfo:
         """Write ``data`` durably under ``key``. ``content_type`` is not stored on disk."""
-        _validate(key)
+        check_key(key)
         copy = BufferedCopy(data)
         try:
             first, ended = await copy.gather(self._write_buffer_size)
@@ -84,11 +90,11 @@ class LocalFileStore:
             raise
         if ended:
             return await self._put_whole(key, first)
-        temp = await _run_owning(_TempFile.create, _TempFile.discard, self._temp_dir)
+        temp = await run_owning(_TempFile.create, _TempFile.discard, self._directory.temp)
         try:
-            await _run(temp.write, first)
+            await run_in_thread(temp.write, first)
             await copy.into(temp.write, buffer_size=self._write_buffer_size)
-            return await _run(self._commit, temp, key)
+            return await run_in_thread(self._commit, temp, key)
         except BaseException:
             # Shielded so a second cancellation cannot leave the temp file behind;
             # a failing cleanup must not hide the error that caused it.
@@ -104,17 +110,17 @@ class LocalFileStore:
         A cancellation waits for the call, which is short, and removes what it
         made, so a cancelled put leaves nothing behind.
         """
-        future = asyncio.ensure_future(_run(self._write_whole, key, data))
+        future = asyncio.ensure_future(run_in_thread(self._write_whole, key, data))
         try:
             return await asyncio.shield(future)
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
                 await asyncio.shield(future)
-                await asyncio.shield(_run(self._delete, key))
+                await asyncio.shield(run_in_thread(self._delete, key))
             raise
 
     def _write_whole(self, key: str, data: bytes | bytearray) -> ObjectInfo:
-        temp = _TempFile.create(self._temp_dir)
+        temp = _TempFile.create(self._directory.temp)
         try:
             temp.write(data)
             return self._commit(temp, key)
@@ -124,28 +130,28 @@ class LocalFileStore:
             raise
 
     def _commit(self, temp: _TempFile, key: str) -> ObjectInfo:
-        path = self._resolve(key)
+        path = self._directory.file_for(key)
         try:
-            created = _make_parents(path.parent)
+            created = make_parents(path.parent)
             written = temp.commit(path)
         except (IsADirectoryError, NotADirectoryError, FileExistsError) as exc:
             raise InvalidKey(f"key collides with a directory or file: {key!r}") from exc
         # The rename is durable only once the directory holding the new entry is
         # synced, and a new directory only once its own parent is.
         for directory in dict.fromkeys([path.parent, *(d.parent for d in created)]):
-            _fsync_directory(directory)
+            fsync_directory(directory)
         return _info(key, written)
 
     async def get(self, key: str, *, start: int = 0, end: int | None = None) -> ByteStream:
-        _validate(key)
+        check_key(key)
         check_range(start, end)
-        opened = await _run_owning(self._open_for_reading, _close_opened, key, start, end)
+        opened = await run_owning(self._open_for_reading, _close_opened, key, start, end)
         return _FileByteStream(opened, chunk=self._read_chunk_size)
 
     def _open_for_reading(self, key: str, start: int, end: int | None) -> _Opened:
         """Open ``key`` and read its first chunk in the same thread call; a range
         that fits that chunk (most small files) is closed again at once."""
-        path = self._resolve(key)
+        path = self._directory.file_for(key)
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except _MISSING:
@@ -168,12 +174,12 @@ class LocalFileStore:
         return _Opened(fd=fd, first=first, position=position, stop=stop)
 
     async def head(self, key: str) -> ObjectInfo:
-        _validate(key)
-        return await _run(self._head, key)
+        check_key(key)
+        return await run_in_thread(self._head, key)
 
     def _head(self, key: str) -> ObjectInfo:
         try:
-            info = self._resolve(key).stat()
+            info = self._directory.file_for(key).stat()
         except _MISSING:
             raise ObjectNotFound(key) from None
         if not stat.S_ISREG(info.st_mode):
@@ -181,14 +187,14 @@ class LocalFileStore:
         return _info(key, info)
 
     async def delete(self, key: str) -> None:
-        _validate(key)
-        await _run(self._delete, key)
+        check_key(key)
+        await run_in_thread(self._delete, key)
 
     def _delete(self, key: str) -> None:
         # Empty parent directories are left in place: removing them would race
         # with a concurrent put that has just created them.
         try:
-            os.unlink(self._resolve(key))
+            os.unlink(self._directory.file_for(key))
         except (*_MISSING, IsADirectoryError):
             return
 
@@ -196,14 +202,14 @@ class LocalFileStore:
         directory = prefix_directory(prefix)
         entries = self._walk(directory, prefix)
         try:
-            while batch := await _run(_take, entries, _LIST_BATCH):
+            while batch := await run_in_thread(_take, entries, _LIST_BATCH):
                 for info in batch:
                     yield info
         finally:
             entries.close()
 
     def _walk(self, directory: str, prefix: str) -> Generator[ObjectInfo, None, None]:
-        start = self._resolve(directory) if directory else self._resolve_root()
+        start = self._directory.file_for(directory) if directory else self._directory.resolved()
         pending = [(start, directory)]
         while pending:
             path, relative = pending.pop()
@@ -234,13 +240,13 @@ class LocalFileStore:
 
         Only files older than ``older_than`` go, so uploads in progress survive.
         """
-        return await _run(self._sweep, older_than.total_seconds())
+        return await run_in_thread(self._sweep, older_than.total_seconds())
 
     def _sweep(self, age_seconds: float) -> int:
         cutoff = time.time() - age_seconds
         removed = 0
         try:
-            scan = os.scandir(self._temp_dir)
+            scan = os.scandir(self._directory.temp)
         except FileNotFoundError:
             return 0
         with scan:
@@ -254,109 +260,6 @@ class LocalFileStore:
                 except FileNotFoundError:
                     continue
         return removed
-
-    def _resolve_root(self) -> Path:
-        # Resolved once: realpath of the root on every operation was most of a
-        # small upload's worker-thread time. Keys are still resolved each time.
-        if self._resolved_root is None:
-            self._resolved_root = self._root.resolve()
-        return self._resolved_root
-
-    def _resolve(self, key: str) -> Path:
-        """The file for ``key``, refusing any path that leaves the root.
-
-        Keys are validated already; resolving again catches a symlink inside the
-        root that points outside it.
-        """
-        root = self._resolve_root()
-        path = (root / key).resolve()
-        if path == root or not path.is_relative_to(root):
-            raise InvalidKey(f"key resolves outside the store root: {key!r}")
-        if path.relative_to(root).parts[0] == TEMP_DIR_NAME:
-            raise InvalidKey(f"key resolves into the temp directory: {key!r}")
-        return path
-
-
-class BufferedCopy:
-    """Copies an async byte source to a blocking writer in large batches.
-
-    Chunks are gathered into ``buffer_size`` buffers, each written from a worker
-    thread so the event loop never blocks on the disk. Whether a failure came
-    from the source is remembered: a source that failed is not closed again.
-    """
-
-    def __init__(self, data: AsyncIterable[bytes]) -> None:
-        self._iterator = aiter(data)
-        self._source_failed = False
-
-    async def gather(self, size: int) -> tuple[bytes | bytearray, bool]:
-        """At least ``size`` bytes from the source (less if it ends first: then
-        the flag is true). A first chunk of ``size`` bytes or more is taken as
-        it is, without a copy."""
-        buffer = bytearray()
-        while len(buffer) < size:
-            try:
-                chunk = await anext(self._iterator)
-            except StopAsyncIteration:
-                return buffer, True
-            except BaseException:
-                self._source_failed = True
-                raise
-            if not buffer and len(chunk) >= size:
-                return chunk, False
-            buffer += chunk
-        return buffer, False
-
-    async def into(self, write: Callable[[bytes | bytearray], object], *, buffer_size: int) -> None:
-        while True:
-            # Each buffer goes to the thread and a fresh one is gathered: no copy back.
-            buffer, ended = await self.gather(buffer_size)
-            if buffer:
-                await _run(write, buffer)
-            if ended:
-                return
-
-    async def close_after_failure(self) -> None:
-        if not self._source_failed:
-            await close_source(self._iterator)
-
-
-def _validate(key: str) -> None:
-    validate_key(key)
-    if key.split("/", 1)[0] == TEMP_DIR_NAME:
-        raise InvalidKey(f"{TEMP_DIR_NAME!r} is reserved for uploads in progress: {key!r}")
-
-
-async def _run(function: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
-    try:
-        return await asyncio.to_thread(function, *args, **kwargs)
-    except OSError as exc:
-        raise StorageUnavailable(f"local store: {exc}") from exc
-
-
-async def _run_owning(
-    function: Callable[_P, _T],
-    release: Callable[[_T], object],
-    *args: _P.args,
-    **kwargs: _P.kwargs,
-) -> _T:
-    """`_run` for a call that acquires something (an fd, a temp file).
-
-    If the caller is cancelled while the thread is still working, the thread's
-    result would be lost and leak, so it is handed to ``release`` once it exists.
-    """
-    future = asyncio.ensure_future(_run(function, *args, **kwargs))
-    try:
-        return await asyncio.shield(future)
-    except asyncio.CancelledError:
-        future.add_done_callback(functools.partial(_release_result, release=release))
-        raise
-
-
-def _release_result(future: asyncio.Future[_T], *, release: Callable[[_T], object]) -> None:
-    if not future.cancelled() and future.exception() is None:
-        with contextlib.suppress(OSError):
-            release(future.result())
 
 
 def _close_opened(opened: _Opened) -> None:
@@ -385,33 +288,6 @@ def _info(key: str, info: os.stat_result) -> ObjectInfo:
     )
 
 
-def _make_parents(directory: Path) -> list[Path]:
-    """Create ``directory`` and its missing ancestors; return those created, outermost first."""
-    missing: list[Path] = []
-    while not directory.exists():
-        missing.append(directory)
-        directory = directory.parent
-    created: list[Path] = []
-    for path in reversed(missing):
-        try:
-            path.mkdir()
-        except FileExistsError:
-            # Another put made it first; syncing it is that put's job.
-            if not path.is_dir():
-                raise
-            continue
-        created.append(path)
-    return created
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class _TempFile:
     """An upload in progress under ``.tmp/``, with its descriptor guarded by a lock."""
 
@@ -422,10 +298,10 @@ class _TempFile:
 
     @classmethod
     def create(cls, temp_dir: Path) -> _TempFile:
-        temp_dir.mkdir(parents=True, exist_ok=True)
+        make_parents(temp_dir)
         path = temp_dir / f"{secrets.token_hex(16)}{_TEMP_SUFFIX}"
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
-        return cls(path, os.open(path, flags, 0o644))
+        return cls(path, os.open(path, flags, FILE_MODE))
 
     def write(self, data: bytes | bytearray) -> None:
         with self._lock:
@@ -503,7 +379,7 @@ class _FileByteStream:
         if self._fd < 0 or self._position >= self._stop:
             return
         size = min(self._chunk, self._stop - self._position)
-        self._ahead = asyncio.ensure_future(_run(self._read, size, self._position))
+        self._ahead = asyncio.ensure_future(run_in_thread(self._read, size, self._position))
         self._position += size
 
     def _read(self, size: int, offset: int) -> bytes:

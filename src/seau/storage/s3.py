@@ -18,6 +18,10 @@ if TYPE_CHECKING:
 # two parts in flight keep an upload's buffers near 25 MiB (measured: a 512 MiB
 # upload grew the process by ~20 MiB).
 DEFAULT_PART_SIZE = 8 * MiB
+# S3's limits on multipart uploads.
+MIN_PART_SIZE = 5 * MiB
+MAX_PART_SIZE = 5 * 1024 * MiB
+MAX_PARTS = 10_000
 DEFAULT_UPLOAD_CONCURRENCY = 2
 
 # A download streams one response for as long as the HTTP client takes to read
@@ -145,3 +149,16 @@ def _client_options(options: S3Options) -> ClientConfig:
 def _uses_tls(options: S3Options) -> bool:
     """Whether requests go over HTTPS: AWS itself (no endpoint) or an ``https://`` one."""
     return not (options.endpoint_url and options.endpoint_url.lower().startswith("http://"))
+
+
+def part_size_for(max_size: int, configured: int | None = None) -> int:
+    """The S3 part size: ``configured``, or the smallest whole MiB of at least
+    5 MiB with which 10,000 parts reach ``max_size``."""
+    if configured is not None:
+        if not MIN_PART_SIZE <= configured <= MAX_PART_SIZE:
+            raise ValueError("the part size must be between 5 MiB and 5 GiB")
+        if configured * MAX_PARTS < max_size:
+            raise ValueError(f"{MAX_PARTS} parts of {configured} bytes cannot reach {max_size}")
+        return configured
+    needed = -(-max_size // MAX_PARTS)
+    return max(MIN_PART_SIZE, -(-needed // MiB) * MiB)

@@ -6,11 +6,6 @@ Only the service-level names are exported here; the routes module imports the
 HTTP layer and is included by `seau.app`.
 """
 
-from seau.uploads.service import (
-    UploadLimits,
-    UploadService,
-    UploadStatus,
-    reclaim_expired_uploads,
-)
+from seau.uploads.service import UploadLimits, UploadService, UploadStatus
 
-__all__ = ["UploadLimits", "UploadService", "UploadStatus", "reclaim_expired_uploads"]
+__all__ = ["UploadLimits", "UploadService", "UploadStatus"]

@@ -7,7 +7,23 @@ the headers (`Upload-Offset`, `Tus-Version`), never the body.
 from __future__ import annotations
 
 from seau.errors import BadRequest, NotFound, PayloadTooLarge, SeauError
-from seau.uploads.tus import TUS_VERSION
+
+
+class HeaderError(ValueError):
+    """A tus header that does not parse; the message names it. The route turns it
+    into `InvalidTusHeader`: the parsers stay pure functions of strings."""
+
+
+class UnsupportedChecksum(HeaderError):
+    """`Upload-Checksum` names an algorithm this server does not offer."""
+
+
+class BodyInterrupted(Exception):
+    """The request body ended early (client gone, or silent too long).
+
+    What arrived is kept, as tus asks, unless an `Upload-Checksum` covers the
+    whole body: then nothing of it can be verified, and it is discarded.
+    """
 
 
 class _WithOffset(SeauError):
@@ -67,8 +83,16 @@ class TusVersionUnsupported(SeauError):
     code = "tus_version_unsupported"
     title = "Unsupported Tus-Resumable version"
 
-    def __init__(self, detail: str | None = None) -> None:
-        super().__init__(detail, headers={"Tus-Version": TUS_VERSION})
+    def __init__(self, supported: str, detail: str | None = None) -> None:
+        super().__init__(detail, headers={"Tus-Version": supported})
+
+
+class TooManyActiveUploads(SeauError):
+    """The owner has `SEAU_MAX_ACTIVE_UPLOADS` unfinished, unexpired uploads already."""
+
+    status = 429
+    code = "too_many_active_uploads"
+    title = "Too many unfinished resumable uploads"
 
 
 class UploadsUnsupported(SeauError):

@@ -15,22 +15,30 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.routing import APIRoute
 from starlette.requests import ClientDisconnect
 
-from seau.deps import CurrentUser, StateDep
+from seau.deps import FilesReader, FilesWriter, StateDep
 from seau.errors import (
-    BadRequest,
+    ClientDisconnected,
     DatabaseUnavailable,
+    InsufficientScope,
     InvalidFileName,
     InvalidToken,
     NotAuthenticated,
     SeauError,
     StorageUnavailableError,
+    SubjectRequired,
+    TokenExpired,
     UnsupportedMediaType,
 )
+from seau.limits import streams_body
 from seau.problems import problem_responses
+from seau.proxy import public_url
 from seau.uploads.errors import (
+    BodyInterrupted,
     ChecksumMismatch,
+    HeaderError,
     InvalidTusHeader,
     OffsetMismatch,
+    TooManyActiveUploads,
     TusVersionUnsupported,
     UploadDataLost,
     UploadExpired,
@@ -39,14 +47,14 @@ from seau.uploads.errors import (
     UploadsUnsupported,
     UploadTooLarge,
 )
-from seau.uploads.service import BodyInterrupted, UploadService, UploadStatus
+from seau.uploads.schemas import UploadStatus
+from seau.uploads.service import UploadService
 from seau.uploads.tus import (
     CHECKSUM_ALGORITHMS,
     EXTENSIONS,
     OFFSET_CONTENT_TYPE,
     TUS_VERSION,
     Checksum,
-    HeaderError,
     http_date,
     metadata_text,
     parse_checksum,
@@ -78,7 +86,7 @@ class TusRoute(APIRoute):
 
 router = APIRouter(prefix=PREFIX, tags=["uploads"], route_class=TusRoute)
 
-AUTH_ERRORS = (NotAuthenticated, InvalidToken)
+AUTH_ERRORS = (NotAuthenticated, InvalidToken, TokenExpired, InsufficientScope, SubjectRequired)
 UNAVAILABLE = (StorageUnavailableError, DatabaseUnavailable)
 
 
@@ -91,13 +99,17 @@ async def get_uploads(state: StateDep) -> UploadService:
 async def tus_version(request: Request) -> None:
     """Every request but OPTIONS names the protocol version it speaks."""
     if request.headers.get("tus-resumable") != TUS_VERSION:
-        raise TusVersionUnsupported(f"send Tus-Resumable: {TUS_VERSION}")
+        raise TusVersionUnsupported(TUS_VERSION, f"send Tus-Resumable: {TUS_VERSION}")
 
 
 UploadsDep = Annotated[UploadService, Depends(get_uploads)]
 TusVersion = Annotated[None, Depends(tus_version)]
 
 
+# The endpoint answers both spellings: tus clients and their documentation commonly
+# write it with a trailing slash, and the app gives no trailing-slash redirects (a client
+# does not follow a 307 for a POST). The alias stays out of the OpenAPI document.
+@router.options("/", status_code=204, include_in_schema=False)
 @router.options(
     "",
     status_code=204,
@@ -122,6 +134,7 @@ async def options_upload(uploads: UploadsDep) -> Response:
     return await options(uploads)
 
 
+@router.post("/", status_code=201, include_in_schema=False)
 @router.post(
     "",
     status_code=201,
@@ -132,6 +145,7 @@ async def options_upload(uploads: UploadsDep) -> Response:
         TusVersionUnsupported,
         UploadTooLarge,
         UnsupportedMediaType,
+        TooManyActiveUploads,
         *UNAVAILABLE,
     ),
     summary="Create a resumable upload",
@@ -139,8 +153,9 @@ async def options_upload(uploads: UploadsDep) -> Response:
     "(`filename`, `filetype`); a body with `Content-Type: application/offset+octet-stream` "
     "holds the first bytes. Answers `Location`; the finished file gets the upload's id.",
 )
+@streams_body
 async def create(
-    request: Request, _version: TusVersion, user: CurrentUser, uploads: UploadsDep
+    request: Request, _version: TusVersion, caller: FilesWriter, uploads: UploadsDep
 ) -> Response:
     headers = request.headers
     with _tus_headers():
@@ -159,7 +174,7 @@ async def create(
         raise UnsupportedMediaType(f"the first bytes need Content-Type: {OFFSET_CONTENT_TYPE}")
     status = await _interrupted_ok(
         uploads.create(
-            owner_id=user.id,
+            owner_id=caller.owner,
             length=length,
             metadata=metadata_header,
             filename=filename,
@@ -169,7 +184,8 @@ async def create(
             checksum=checksum,
         )
     )
-    response = Response(status_code=201, headers={"Location": f"{PREFIX}/{status.id}"})
+    location = public_url(request, f"{PREFIX}/{status.id}")
+    response = Response(status_code=201, headers={"Location": location})
     _describe(response, status, offset=with_body)
     return response
 
@@ -184,9 +200,9 @@ async def create(
     "`Upload-Metadata`, `Upload-Expires`. Another user's upload is not found.",
 )
 async def head(
-    upload_id: str, _version: TusVersion, user: CurrentUser, uploads: UploadsDep
+    upload_id: str, _version: TusVersion, caller: FilesReader, uploads: UploadsDep
 ) -> Response:
-    status = await uploads.status(owner_id=user.id, upload_id=upload_id)
+    status = await uploads.status(owner_id=caller.owner, upload_id=upload_id)
     response = Response(status_code=200, headers={"Cache-Control": "no-store"})
     _describe(response, status, offset=True, length=True)
     return response
@@ -215,11 +231,12 @@ async def head(
     "(a mismatch discards the bytes: 460) and, for a deferred length, `Upload-Length`. "
     "409 and 423 carry the current `Upload-Offset`.",
 )
+@streams_body
 async def patch(
     request: Request,
     upload_id: str,
     _version: TusVersion,
-    user: CurrentUser,
+    caller: FilesWriter,
     uploads: UploadsDep,
 ) -> Response:
     headers = request.headers
@@ -234,7 +251,7 @@ async def patch(
         raise InvalidTusHeader("PATCH needs Upload-Offset")
     status = await _interrupted_ok(
         uploads.append(
-            owner_id=user.id,
+            owner_id=caller.owner,
             upload_id=upload_id,
             offset=offset,
             data=_body(request, idle=uploads.limits.lease.total_seconds()),
@@ -259,15 +276,10 @@ async def patch(
     "stays (delete it under /api/v1/files).",
 )
 async def terminate(
-    upload_id: str, _version: TusVersion, user: CurrentUser, uploads: UploadsDep
+    upload_id: str, _version: TusVersion, caller: FilesWriter, uploads: UploadsDep
 ) -> Response:
-    await uploads.terminate(owner_id=user.id, upload_id=upload_id)
+    await uploads.terminate(owner_id=caller.owner, upload_id=upload_id)
     return Response(status_code=204)
-
-
-class _ClientGone(BadRequest):
-    code = "client_disconnected"
-    title = "The client went away during the upload"
 
 
 async def _interrupted_ok(work: Awaitable[UploadStatus]) -> UploadStatus:
@@ -275,7 +287,7 @@ async def _interrupted_ok(work: Awaitable[UploadStatus]) -> UploadStatus:
         return await work
     except BodyInterrupted:
         # Only reachable when a checksum covered the body: nobody reads this answer.
-        raise _ClientGone() from None
+        raise ClientDisconnected() from None
 
 
 async def _body(request: Request, *, idle: float) -> AsyncIterator[bytes]:

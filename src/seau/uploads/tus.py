@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime
 
+from seau.uploads.errors import HeaderError, UnsupportedChecksum
+
 TUS_VERSION = "1.0.0"
 EXTENSIONS = (
     "creation",
@@ -31,14 +33,6 @@ _DIGITS = re.compile(r"[0-9]{1,19}")
 # RFC 9110 token characters: what a metadata key may be made of.
 _KEY = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
-
-
-class HeaderError(ValueError):
-    """A tus header that does not parse; the message names it."""
-
-
-class UnsupportedChecksum(HeaderError):
-    """`Upload-Checksum` names an algorithm this server does not offer."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,42 +1,90 @@
-"""Serve the web page at `/` and its assets under `/static/`.
+"""Serve the web page at `/` and its assets under `/static/`, and tell it (and any
+client) how to sign in at `/api/v1/auth/options`.
 
 The page is a client of the JSON API like any other: it holds a bearer token and
 calls `/api/v1/...`. Nothing here reads the database or the store. The assets are a
 fixed allowlist read from the package, so no request path ever reaches the disk.
+With an identity provider's public client configured, the page signs in there
+(Authorization Code with PKCE) and its CSP lets it reach the provider's origin, and
+no other.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import re
 from dataclasses import dataclass
 from importlib import resources
 from typing import Final
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request, Response
 
+from seau.deps import SettingsDep
 from seau.errors import NotFound
+from seau.settings import Settings
+from seau.web.schemas import OidcClient, SignInOptions
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter()
 
-# Scripts and styles come only from our origin, never inline, and Trusted Types with no
-# policy forbids every string-to-DOM sink (innerHTML, eval): file names are written by
-# uploaders and must only ever reach the page as text.
-PAGE_CSP: Final = "; ".join(
-    [
-        "default-src 'self'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "img-src 'self' data:",
-        "connect-src 'self'",
-        "object-src 'none'",
-        "base-uri 'none'",
-        # Forms are sent by the script; without it they must not submit passwords anywhere.
-        "form-action 'none'",
-        "frame-ancestors 'none'",
-        "require-trusted-types-for 'script'",
-        "trusted-types 'none'",
-    ]
-)
+# A host as a CSP source expression can name it: a DNS name or an IPv4 address (CSP
+# has no syntax for IPv6 literals).
+_CSP_HOST: Final = re.compile(r"[a-z0-9.-]+")
+
+
+def provider_origin(issuer: str) -> str:
+    """``scheme://host[:port]`` of ``issuer``, for the CSP. ValueError when the URL is
+    not plain http(s) with a host a CSP can name: the header must not be forgeable
+    from configuration."""
+    parts = urlsplit(issuer)
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"the issuer {issuer!r} has an invalid port") from exc
+    host = parts.hostname
+    if (
+        parts.scheme not in ("http", "https")
+        or host is None
+        or not _CSP_HOST.fullmatch(host)
+        or parts.username is not None
+        or parts.password is not None
+    ):
+        raise ValueError(f"the issuer {issuer!r} is not an http(s) URL a CSP can name")
+    return f"{parts.scheme}://{host}" + ("" if port is None else f":{port}")
+
+
+@functools.cache
+def page_csp(issuer: str | None) -> str:
+    """The page's CSP; with a provider, its origin joins `connect-src` (discovery, the
+    token endpoint). The page reaches the provider's sign-in and sign-out pages by
+    navigating there, which no CSP directive governs, so `form-action` stays `'none'`."""
+    connect = (
+        "connect-src 'self'" if issuer is None else f"connect-src 'self' {provider_origin(issuer)}"
+    )
+    # Scripts and styles come only from our origin, never inline, and Trusted Types with
+    # no policy forbids every string-to-DOM sink (innerHTML, eval): file names are
+    # written by uploaders and must only ever reach the page as text.
+    return "; ".join(
+        [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "img-src 'self' data:",
+            connect,
+            "object-src 'none'",
+            "base-uri 'none'",
+            # Forms are sent by the script; without it they must not submit passwords
+            # anywhere.
+            "form-action 'none'",
+            "frame-ancestors 'none'",
+            "require-trusted-types-for 'script'",
+            "trusted-types 'none'",
+        ]
+    )
+
+
+PAGE_CSP: Final = page_csp(None)
 # An asset opened directly (the SVG icon) must not run anything either.
 ASSET_CSP: Final = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
 
@@ -83,12 +131,36 @@ def _serve(request: Request, name: str, *, csp: str) -> Response:
     return Response(asset.body, media_type=asset.media_type, headers=headers)
 
 
-@router.get("/")
-async def page(request: Request) -> Response:
-    return _serve(request, "index.html", csp=PAGE_CSP)
+def _page_issuer(settings: Settings) -> str | None:
+    return settings.oidc_issuer if settings.oidc_client_id is not None else None
 
 
-@router.get("/static/{name}")
+@router.get("/", include_in_schema=False)
+async def page(request: Request, settings: SettingsDep) -> Response:
+    return _serve(request, "index.html", csp=page_csp(_page_issuer(settings)))
+
+
+@router.get(
+    "/api/v1/auth/options",
+    response_model=SignInOptions,
+    tags=["users"],
+    summary="How to sign in",
+    description="Public: whether seau's own accounts are on, and the identity "
+    "provider's public client (issuer, client id, scopes) when one is configured. The "
+    "web page reads it before showing its sign-in.",
+)
+async def sign_in_options(settings: SettingsDep, response: Response) -> SignInOptions:
+    response.headers["Cache-Control"] = "no-cache"
+    oidc = None
+    issuer = _page_issuer(settings)
+    if issuer is not None and settings.oidc_client_id is not None:
+        oidc = OidcClient(
+            issuer=issuer, client_id=settings.oidc_client_id, scopes=settings.oidc_scopes
+        )
+    return SignInOptions(local_accounts=settings.local_accounts, oidc=oidc)
+
+
+@router.get("/static/{name}", include_in_schema=False)
 async def asset(request: Request, name: str) -> Response:
     if name not in ASSETS:
         raise NotFound()

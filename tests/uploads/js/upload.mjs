@@ -2,6 +2,9 @@
 //
 //   node upload.mjs ENDPOINT TOKEN FILE STATE_FILE [CHUNK_SIZE] [MODE]
 //
+// TOKEN may be a comma-separated list: request n (POST, PATCH, HEAD...) carries the
+// n-th token, the last one from then on, swapped in by onBeforeRequest as an app
+// would swap in a refreshed token.
 // STATE_FILE is tus-js-client's own FileUrlStorage: run again with the same file
 // and it resumes the earlier upload of FILE (findPreviousUploads). MODE is
 // "plain", "with-upload" (creation-with-upload) or "deferred" (creation-defer-length,
@@ -15,6 +18,8 @@ import { Upload, FileUrlStorage } from 'tus-js-client'
 const [endpoint, token, file, stateFile, chunkArg, mode = 'plain'] = process.argv.slice(2)
 const chunkSize = chunkArg ? Number(chunkArg) : Number.POSITIVE_INFINITY
 const say = (event) => process.stdout.write(`${JSON.stringify(event)}\n`)
+const tokens = token.split(',')
+let requests = 0
 
 // A deferred length is for sources of unknown size: a plain stream, not a file.
 const source =
@@ -23,7 +28,12 @@ const source =
 const upload = new Upload(source, {
   endpoint,
   chunkSize,
-  headers: { Authorization: `Bearer ${token}` },
+  onBeforeRequest: (request) => {
+    const index = Math.min(requests, tokens.length - 1)
+    requests += 1
+    request.setHeader('Authorization', `Bearer ${tokens[index]}`)
+    say({ event: 'request', method: request.getMethod(), token: index })
+  },
   metadata: { filename: path.basename(file), filetype: 'application/octet-stream' },
   urlStorage: new FileUrlStorage(stateFile),
   uploadDataDuringCreation: mode === 'with-upload',

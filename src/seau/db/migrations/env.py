@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from alembic import context
 
-from seau.db import models  # noqa: F401  (registers the tables on Base.metadata)
+from seau.db import models  # (also registers the tables on Base.metadata)
 from seau.db.base import Base
 
 target_metadata = Base.metadata
 config = context.config
+
+
+def include_object(
+    _object: object, name: str | None, type_: str, reflected: bool, _compare_to: object
+) -> bool:
+    """Autogenerate compares the models only: the search indexes of migration 0004
+    (SQLite's FTS5 tables, PostgreSQL's trigram index) are not models."""
+    return not (reflected and models.is_search_index(name, type_))
 
 
 def run_offline() -> None:
@@ -31,6 +39,7 @@ def run_online() -> None:
         # SQLite cannot ALTER most things in place; batch mode recreates tables.
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=include_object,
     )
     with context.begin_transaction():
         context.run_migrations()

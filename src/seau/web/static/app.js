@@ -18,6 +18,11 @@ const RESUMABLE_FROM_BYTES = 8 * MiB;
 // One PATCH per chunk: what a failure in the middle of a request can cost at most.
 const RESUMABLE_CHUNK_BYTES = 8 * MiB;
 const RESUMABLE_RETRY_DELAYS_MS = [0, 1000, 3000, 5000, 10000];
+// A provider's token is renewed this long before it expires (a quarter of its life when
+// that is shorter); a request that finds that moment past renews it first.
+const REFRESH_MARGIN_MS = 60_000;
+const REFRESH_RETRY_MS = 5_000;
+const SIGNED_OUT_MESSAGE = "You have signed out.";
 
 const $ = (id) => document.getElementById(id);
 
@@ -120,7 +125,7 @@ async function api(path, { method = "GET", json, form, auth = true } = {}) {
   }
   if (auth) {
     if (!current) throw new SessionExpired();
-    headers.Authorization = `Bearer ${current.token}`;
+    headers.Authorization = `Bearer ${await tokenOf(current)}`;
   }
   let response;
   try {
@@ -140,25 +145,33 @@ async function api(path, { method = "GET", json, form, auth = true } = {}) {
 // The one upload transport: everything about how bytes reach the server lives here.
 // Large files go with tus (resumable); the rest as one raw POST. Resolves when the file
 // is stored; rejects with an ApiError, or an AbortError after abort().
-function sendFile(file, { token, onProgress, onWaiting = () => {} }) {
+// `getToken` resolves to the bearer token for the next request: a provider's token may
+// be renewed while a long upload runs.
+function sendFile(file, { getToken, onProgress, onWaiting = () => {} }) {
   // Without the tus script (blocked, or failed to load) every file takes the plain way.
   if (file.size >= RESUMABLE_FROM_BYTES && globalThis.tus?.isSupported) {
-    return sendResumable(file, { token, onProgress, onWaiting });
+    return sendResumable(file, { getToken, onProgress, onWaiting });
   }
-  return sendWhole(file, { token, onProgress });
+  return sendWhole(file, { getToken, onProgress });
 }
 
 // Raw body with ?name=: one file per request (one progress bar each), and the server
 // refuses an oversized file from its Content-Length before any byte is stored.
-function sendWhole(file, { token, onProgress }) {
+function sendWhole(file, { getToken, onProgress }) {
   const xhr = new XMLHttpRequest();
+  let aborted = false;
   const promise = new Promise((resolve, reject) => {
-    xhr.open("POST", `${API}/files?name=${encodeURIComponent(file.name)}`);
-    xhr.setRequestHeader("Authorization", `Bearer ${token}`);
-    xhr.setRequestHeader("Accept", "application/json");
-    // The server would parse a multipart/* body as a form: such files go as plain bytes.
-    const type = file.type && !/^multipart\//i.test(file.type) ? file.type : "application/octet-stream";
-    xhr.setRequestHeader("Content-Type", type);
+    const send = (token) => {
+      if (aborted) return;
+      xhr.open("POST", `${API}/files?name=${encodeURIComponent(file.name)}`);
+      xhr.setRequestHeader("Authorization", `Bearer ${token}`);
+      xhr.setRequestHeader("Accept", "application/json");
+      // The server would parse a multipart/* body as a form: such files go as plain bytes.
+      const type = file.type && !/^multipart\//i.test(file.type) ? file.type : "application/octet-stream";
+      xhr.setRequestHeader("Content-Type", type);
+      xhr.send(file);
+    };
+    getToken().then(send, reject);
     xhr.upload.addEventListener("progress", (event) => {
       if (event.lengthComputable) onProgress(event.loaded, event.total);
     });
@@ -175,9 +188,13 @@ function sendWhole(file, { token, onProgress }) {
     });
     xhr.addEventListener("error", () => reject(networkError()));
     xhr.addEventListener("abort", () => reject(new DOMException("Upload cancelled", "AbortError")));
-    xhr.send(file);
   });
-  return { promise, abort: () => xhr.abort() };
+  const abort = () => {
+    aborted = true;
+    xhr.abort();
+    return Promise.resolve();
+  };
+  return { promise, abort };
 }
 
 // Upload URLs this page is writing to: the same file picked twice must make two uploads,
@@ -189,7 +206,7 @@ const resumableInUse = new Set();
 // reload, a failure, a new sign-in) continues where the server stands instead of
 // starting over. A dropped request is retried from the server's offset (HEAD, then
 // PATCH); while the browser says it is offline, the upload waits for the network.
-function sendResumable(file, { token, onProgress, onWaiting }) {
+function sendResumable(file, { getToken, onProgress, onWaiting }) {
   let upload = null;
   let finished = false;
   let fail = () => {};
@@ -208,7 +225,11 @@ function sendResumable(file, { token, onProgress, onWaiting }) {
     if (file.type) metadata.filetype = file.type;
     upload = new tus.Upload(file, {
       endpoint: new URL(`${API}/uploads`, location.href).href,
-      headers: { Authorization: `Bearer ${token}` },
+      // Every request (PATCH after PATCH) carries the token current at that moment: the
+      // upload belongs to the person, not to the token that created it.
+      onBeforeRequest: async (request) => {
+        request.setHeader("Authorization", `Bearer ${await getToken()}`);
+      },
       metadata,
       chunkSize: RESUMABLE_CHUNK_BYTES,
       retryDelays: RESUMABLE_RETRY_DELAYS_MS,
@@ -249,12 +270,13 @@ function sendResumable(file, { token, onProgress, onWaiting }) {
       });
   });
   const abort = () => {
-    if (finished) return;
+    if (finished) return Promise.resolve();
     finish();
     // Terminate: the server drops the bytes now rather than when the upload expires,
     // and tus-js-client forgets the URL.
-    upload.abort(true).catch(() => {});
+    const terminated = upload.abort(true).catch(() => {});
     fail(new DOMException("Upload cancelled", "AbortError"));
+    return terminated;
   };
   return { promise, abort };
 }
@@ -278,7 +300,10 @@ function tusFailure(error) {
 
 // ---------------------------------------------------------------- session
 
-let current = null; // { token, email, expiresAt }
+// { token, email, expiresAt }; a provider's session adds { provider: true, issuedAt,
+// refreshToken, idToken }. A renewal updates the object in place, so whoever holds it
+// (an upload under way) sends the new token next.
+let current = null;
 
 function loadSession() {
   try {
@@ -305,10 +330,27 @@ async function signIn(email, password) {
   sessionStorage.setItem(SESSION_KEY, JSON.stringify(current));
 }
 
+function saveSession() {
+  if (current) sessionStorage.setItem(SESSION_KEY, JSON.stringify(current));
+}
+
+// The token to send now for `session`: renewed first when it is about to expire.
+async function tokenOf(session) {
+  if (session === current && session.refreshToken && renewAt(session) <= Date.now()) {
+    await refreshSession();
+  }
+  if (session !== current && session.expiresAt <= Date.now()) throw new SessionExpired();
+  return session.token;
+}
+
+// Resolves once every upload has stopped; terminating tus uploads at the server takes a
+// request each, sent with the token of the session that is ending.
 function endSession() {
+  clearTimeout(refreshTimer);
+  const ending = resetFilesView();
   current = null;
   sessionStorage.removeItem(SESSION_KEY);
-  resetFilesView();
+  return ending;
 }
 
 function expireSession() {
@@ -316,6 +358,244 @@ function expireSession() {
   const email = current.email;
   endSession();
   showAuth({ mode: "signin", notice: EXPIRED_MESSAGE, email });
+}
+
+// ---------------------------------------------------------------- identity provider
+
+// How to sign in, from the server (GET /api/v1/auth/options): seau's own accounts,
+// and the identity provider's public client (issuer, client_id, scopes) if there is one.
+let signInOptions = { local_accounts: true, oidc: null };
+// Between leaving for the provider and coming back: { state, verifier } (PKCE).
+const PENDING_KEY = "seau.oidc.pending";
+// Set before leaving for the provider's sign-out page, to greet the person on return.
+const SIGNED_OUT_KEY = "seau.signed-out";
+let discovery = null; // the provider's discovery document, once fetched
+let refreshTimer = 0;
+let refreshing = null; // the renewal in flight, shared by whoever needs a token meanwhile
+
+async function loadSignInOptions() {
+  try {
+    signInOptions = await (await api("/auth/options", { auth: false })).json();
+  } catch {
+    // Unreadable: the email/password form, as without a provider.
+  }
+}
+
+function redirectUri() {
+  return `${location.origin}/`;
+}
+
+// The page's CSP lets it reach the issuer's origin and no other: the token endpoint
+// must be there too.
+async function discover() {
+  if (discovery) return discovery;
+  const { issuer } = signInOptions.oidc;
+  let doc;
+  try {
+    const response = await fetch(`${issuer.replace(/\/$/, "")}/.well-known/openid-configuration`, {
+      headers: { Accept: "application/json" },
+    });
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    doc = await response.json();
+  } catch {
+    throw new ApiError({ status: 0, code: "provider_unreachable", detail: "The identity provider could not be reached." });
+  }
+  const origin = new URL(issuer).origin;
+  if (
+    doc?.issuer !== issuer ||
+    typeof doc.authorization_endpoint !== "string" ||
+    typeof doc.token_endpoint !== "string" ||
+    new URL(doc.token_endpoint).origin !== origin
+  ) {
+    throw new ApiError({
+      status: 0,
+      code: "provider_misconfigured",
+      detail: "The identity provider's discovery document names another issuer, or a token endpoint outside its origin.",
+    });
+  }
+  discovery = doc;
+  return doc;
+}
+
+function base64url(bytes) {
+  return btoa(String.fromCharCode(...new Uint8Array(bytes)))
+    .replace(/\+/g, "-")
+    .replace(/\//g, "_")
+    .replace(/=+$/, "");
+}
+
+function randomToken(size) {
+  return base64url(crypto.getRandomValues(new Uint8Array(size)));
+}
+
+// Off to the provider: Authorization Code with PKCE (S256), so a code caught on the
+// way back is useless without the verifier, which never leaves this tab.
+async function startProviderSignIn() {
+  if (!crypto.subtle) {
+    throw new ApiError({ status: 0, code: "insecure_context", detail: "Signing in needs this page over HTTPS." });
+  }
+  const doc = await discover();
+  const verifier = randomToken(32);
+  const state = randomToken(16);
+  const challenge = base64url(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(verifier)));
+  sessionStorage.setItem(PENDING_KEY, JSON.stringify({ state, verifier }));
+  const url = new URL(doc.authorization_endpoint);
+  const params = {
+    response_type: "code",
+    client_id: signInOptions.oidc.client_id,
+    redirect_uri: redirectUri(),
+    scope: signInOptions.oidc.scopes,
+    state,
+    code_challenge: challenge,
+    code_challenge_method: "S256",
+  };
+  for (const [name, value] of Object.entries(params)) url.searchParams.set(name, value);
+  location.assign(url.href);
+}
+
+// The provider's answer in the address bar (?code=&state= or ?error=&state=), taken out
+// of it (and of the history) at once.
+function takeProviderAnswer() {
+  const params = new URLSearchParams(location.search);
+  if (!params.has("state") || !(params.has("code") || params.has("error"))) return null;
+  history.replaceState(null, "", location.pathname);
+  return params;
+}
+
+async function tokenRequest(form) {
+  const doc = await discover();
+  let response;
+  try {
+    response = await fetch(doc.token_endpoint, {
+      method: "POST",
+      headers: { Accept: "application/json" },
+      body: new URLSearchParams(form),
+      cache: "no-store",
+    });
+  } catch {
+    throw networkError();
+  }
+  const body = await response.json().catch(() => ({}));
+  if (response.ok && typeof body.access_token === "string") return body;
+  throw new ApiError({
+    status: response.status,
+    code: body.error ?? `http_${response.status}`,
+    title: "The identity provider refused",
+    detail: body.error_description ?? "",
+  });
+}
+
+// A token answer's fields for the session; a refresh answer may omit the refresh token
+// (keep the old one) or the lifetime (then the token's own `exp`).
+function tokenFields(tokens, previous = {}) {
+  const now = Date.now();
+  let lifetime = Number(tokens.expires_in) * 1000;
+  if (!(lifetime > 0)) {
+    try {
+      const claims = JSON.parse(atob(tokens.access_token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
+      lifetime = claims.exp * 1000 - now;
+    } catch {
+      lifetime = REFRESH_MARGIN_MS * 5;
+    }
+  }
+  return {
+    token: tokens.access_token,
+    issuedAt: now,
+    expiresAt: now + lifetime,
+    refreshToken: tokens.refresh_token ?? previous.refreshToken ?? null,
+    idToken: tokens.id_token ?? previous.idToken ?? null,
+  };
+}
+
+async function finishProviderSignIn(params) {
+  let pending = null;
+  try {
+    pending = JSON.parse(sessionStorage.getItem(PENDING_KEY) ?? "null");
+  } catch {
+    // Damaged: as good as none.
+  }
+  sessionStorage.removeItem(PENDING_KEY);
+  if (!pending || params.get("state") !== pending.state) {
+    throw new ApiError({ status: 0, code: "state_mismatch", detail: "This sign-in was not started on this page." });
+  }
+  if (params.has("error")) {
+    throw new ApiError({ status: 0, code: params.get("error"), detail: params.get("error_description") ?? params.get("error") });
+  }
+  const tokens = await tokenRequest({
+    grant_type: "authorization_code",
+    code: params.get("code"),
+    redirect_uri: redirectUri(),
+    client_id: signInOptions.oidc.client_id,
+    code_verifier: pending.verifier,
+  });
+  current = { provider: true, email: "", ...tokenFields(tokens) };
+  // Who the token names, as seau sees it (and a check that seau accepts it at all).
+  const me = await (await api("/users/me")).json();
+  current.email = me.email ?? me.name ?? me.subject ?? "";
+  saveSession();
+  scheduleRefresh();
+}
+
+// Renew the provider's token before it expires, so that a long upload keeps going.
+// Without a refresh token there is nothing to renew with: the session ends when the
+// token does, and signing in again resumes the uploads (docs/identity.md).
+function renewAt(session) {
+  return session.expiresAt - Math.min(REFRESH_MARGIN_MS, (session.expiresAt - session.issuedAt) / 4);
+}
+
+function scheduleRefresh() {
+  clearTimeout(refreshTimer);
+  if (!current?.refreshToken) return;
+  refreshTimer = setTimeout(() => refreshSession(), Math.max(0, renewAt(current) - Date.now()));
+}
+
+function refreshSession() {
+  if (!current?.refreshToken) return Promise.resolve();
+  refreshing ??= renew(current).finally(() => {
+    refreshing = null;
+  });
+  return refreshing;
+}
+
+async function renew(session) {
+  try {
+    const tokens = await tokenRequest({
+      grant_type: "refresh_token",
+      refresh_token: session.refreshToken,
+      client_id: signInOptions.oidc.client_id,
+    });
+    Object.assign(session, tokenFields(tokens, session));
+    if (session !== current) return;
+    saveSession();
+    scheduleRefresh();
+  } catch (error) {
+    if (session !== current) return;
+    // The provider out of reach for a moment: try again while the token still works.
+    if (error instanceof ApiError && error.status === 0 && Date.now() + REFRESH_RETRY_MS < session.expiresAt) {
+      clearTimeout(refreshTimer);
+      refreshTimer = setTimeout(() => refreshSession(), REFRESH_RETRY_MS);
+      return;
+    }
+    expireSession();
+  }
+}
+
+async function signOut() {
+  const session = current;
+  const stopped = endSession();
+  forgetResumableUploads();
+  showAuth({ notice: SIGNED_OUT_MESSAGE });
+  if (!session?.provider) return;
+  const doc = await discover().catch(() => null);
+  if (!doc?.end_session_endpoint) return;
+  // Terminating uploads takes a request each: let them leave before the page does.
+  await Promise.race([stopped, new Promise((resolve) => setTimeout(resolve, 3000))]);
+  const url = new URL(doc.end_session_endpoint);
+  url.searchParams.set("client_id", signInOptions.oidc.client_id);
+  url.searchParams.set("post_logout_redirect_uri", redirectUri());
+  if (session.idToken) url.searchParams.set("id_token_hint", session.idToken);
+  sessionStorage.setItem(SIGNED_OUT_KEY, "1");
+  location.assign(url.href);
 }
 
 // ---------------------------------------------------------------- sign in / sign up
@@ -332,10 +612,22 @@ function showAuth({ mode = "signin", notice = "", email = "" } = {}) {
   const noticeEl = $("auth-notice");
   noticeEl.textContent = notice;
   noticeEl.hidden = !notice;
+  const { oidc, local_accounts: local } = signInOptions;
+  $("provider-signin").hidden = !oidc;
+  $("provider-signin-button").disabled = false;
+  $("provider-error").textContent = "";
+  $("local-signin").hidden = Boolean(oidc) && !local;
+  $("local-divider").hidden = !(oidc && local);
+  if (oidc) document.title = "Sign in · seau";
+  if (oidc && !local) {
+    $("auth-title").textContent = "Sign in";
+    $("provider-signin-button").focus();
+    return;
+  }
   switchAuthMode(mode, { focus: false });
   if (email) $(`${mode}-email`).value = email;
   const field = $(`${mode}-email`).value ? $(`${mode}-password`) : $(`${mode}-email`);
-  field.focus();
+  (oidc ? $("provider-signin-button") : field).focus();
 }
 
 function switchAuthMode(mode, { focus = true } = {}) {
@@ -370,8 +662,8 @@ function checkCredentials(prefix, email, password, { newPassword }) {
     invalid.push(fieldError(prefix, "email", "Enter an email address, like ada@example.com."));
   }
   if (!password) invalid.push(fieldError(prefix, "password", "Enter your password."));
-  else if (newPassword && password.length < 8) {
-    invalid.push(fieldError(prefix, "password", "Use at least 8 characters."));
+  else if (newPassword && password.trim().length < 10) {
+    invalid.push(fieldError(prefix, "password", "Use at least 10 characters."));
   }
   return invalid;
 }
@@ -392,8 +684,12 @@ function showAuthError(prefix, error) {
       return;
     }
   }
-  if (error instanceof ApiError && error.code === "email_taken") {
+  if (error instanceof ApiError && (error.code === "email_taken" || error.code === "invalid_email")) {
     fieldError(prefix, "email", describe(error)).focus();
+    return;
+  }
+  if (error instanceof ApiError && error.code === "weak_password") {
+    fieldError(prefix, "password", describe(error)).focus();
     return;
   }
   $(`${prefix}-error`).textContent = describe(error);
@@ -530,8 +826,9 @@ async function startUpload(upload) {
   upload.loaded = 0;
   upload.error = "";
   renderUpload(upload);
+  const session = current;
   upload.transfer = sendFile(upload.file, {
-    token: current.token,
+    getToken: () => tokenOf(session),
     onProgress: (loaded) => {
       upload.loaded = Math.min(loaded, upload.file.size);
       renderUpload(upload);
@@ -605,10 +902,11 @@ function clearFinishedUploads() {
 }
 
 function abortAllUploads() {
-  for (const upload of uploads) upload.transfer?.abort();
+  const stopped = uploads.map((upload) => upload.transfer?.abort());
   uploads.length = 0;
   $("uploads").replaceChildren();
   $("uploads-head").hidden = true;
+  return Promise.allSettled(stopped);
 }
 
 function setupDropzone() {
@@ -677,7 +975,7 @@ const list = {
 };
 
 function resetFilesView() {
-  abortAllUploads();
+  const stopped = abortAllUploads();
   Object.assign(list, { sort: "-created", q: "", cursors: [null], page: 0, items: [], next: null });
   list.editing = null;
   list.seq += 1;
@@ -685,6 +983,9 @@ function resetFilesView() {
   $("file-rows").replaceChildren();
   $("list-error").hidden = true;
   if ($("delete-dialog").open) $("delete-dialog").close();
+  if ($("share-dialog").open) $("share-dialog").close();
+  $("share-rows").replaceChildren();
+  return stopped;
 }
 
 function showFiles() {
@@ -695,6 +996,7 @@ function showFiles() {
   document.title = "Your files · seau";
   $("files-title").focus();
   loadList();
+  loadShares();
 }
 
 // Refreshes the current page, unless a rename or a confirmation is in progress:
@@ -789,6 +1091,7 @@ function fileRow(item) {
     "div",
     { className: "actions" },
     actionButton("download", "Download", `Download ${item.name}`, () => downloadFile(item, row)),
+    actionButton("share", "Share", `Share ${item.name}`, () => openShareDialog(item, row)),
     actionButton("rename", "Rename", `Rename ${item.name}`, () => startRename(item, row)),
     actionButton("delete", "Delete", `Delete ${item.name}`, () => confirmDelete(item, row)),
   );
@@ -967,12 +1270,139 @@ async function deleteConfirmed() {
       $("list-title").focus();
     }
     await loadList();
+    loadShares(); // the file's links went with it
   } catch (error) {
     if (error instanceof SessionExpired) return;
     const row = liveRow(item.id);
     if (!row) return;
     rowError(row, `Delete failed. ${describe(error)}`);
     row.querySelector('[data-action="delete"]')?.focus();
+  }
+}
+
+// ---------------------------------------------------------------- share links
+
+let shareTarget = null;
+
+function openShareDialog(item, row) {
+  shareTarget = { item, row };
+  rowError(row, "");
+  $("share-form").reset();
+  $("share-name").textContent = item.name;
+  $("share-error").textContent = "";
+  $("share-result").hidden = true;
+  $("share-copy").hidden = true;
+  $("share-create").hidden = false;
+  for (const field of ["share-expires", "share-password", "share-max"]) $(field).disabled = false;
+  $("share-dialog").showModal();
+  $("share-expires").focus();
+}
+
+async function createShare(event) {
+  event.preventDefault();
+  if (!shareTarget) return;
+  const { item } = shareTarget;
+  const body = { expires_in: Number($("share-expires").value) };
+  const password = $("share-password").value;
+  if (password) body.password = password;
+  const max = $("share-max").value.trim();
+  if (max) {
+    if (!/^[1-9][0-9]*$/.test(max)) {
+      $("share-error").textContent = "Downloads allowed is a whole number, 1 or more.";
+      $("share-max").focus();
+      return;
+    }
+    body.max_downloads = Number(max);
+  }
+  $("share-error").textContent = "";
+  $("share-create").disabled = true;
+  try {
+    const made = await (
+      await api(`/files/${encodeURIComponent(item.id)}/shares`, { method: "POST", json: body })
+    ).json();
+    // Without SEAU_PUBLIC_URL the server answers a path on its own origin.
+    $("share-url").value = new URL(made.url, location.origin).href;
+    $("share-result").hidden = false;
+    $("share-copy").hidden = false;
+    $("share-create").hidden = true;
+    for (const field of ["share-expires", "share-password", "share-max"]) $(field).disabled = true;
+    $("share-url").focus();
+    $("share-url").select();
+    announce(`Link to ${item.name} created.`);
+    loadShares();
+  } catch (error) {
+    if (error instanceof SessionExpired) return;
+    $("share-error").textContent = `Could not create the link. ${describe(error)}`;
+  } finally {
+    $("share-create").disabled = false;
+  }
+}
+
+async function copyShareUrl() {
+  try {
+    await navigator.clipboard.writeText($("share-url").value);
+    announce("Link copied.");
+  } catch {
+    $("share-url").select(); // no clipboard access: leave it selected to copy by hand
+  }
+}
+
+let sharesSeq = 0;
+
+async function loadShares() {
+  const seq = ++sharesSeq;
+  try {
+    const { items } = await (await api("/shares")).json();
+    if (seq !== sharesSeq) return;
+    $("share-rows").replaceChildren(...items.map(shareRow));
+    $("share-table").hidden = items.length === 0;
+    $("shares-empty").hidden = items.length > 0;
+    $("shares-error").hidden = true;
+  } catch (error) {
+    if (error instanceof SessionExpired || seq !== sharesSeq) return;
+    $("shares-error").textContent = `Could not load your share links. ${describe(error)}`;
+    $("shares-error").hidden = false;
+  }
+}
+
+function shareRow(share) {
+  const row = el("tr", { attrs: { "data-share-id": share.id } });
+  const error = el("p", { className: "row-error", attrs: { role: "alert" } });
+  const downloads = share.max_downloads == null
+    ? String(share.downloads)
+    : `${share.downloads} of ${share.max_downloads}`;
+  const expired = new Date(share.expires_at).getTime() <= Date.now();
+  const revoke = actionButton("revoke", "Revoke", `Revoke the link to ${share.file_name}`, () => revokeShare(share, row));
+  row.append(
+    el("td", { className: "col-name" }, el("span", { className: "filename", text: share.file_name, attrs: { title: share.file_name } }), error),
+    el("td", { className: "col-size", text: downloads }),
+    el("td", { className: "col-type", text: share.has_password ? "Yes" : "No" }),
+    el("td", { className: "col-date" }, el("time", {
+      text: expired ? `Expired ${formatDate(share.expires_at)}` : formatDate(share.expires_at),
+      attrs: { datetime: share.expires_at },
+    })),
+    el("td", { className: "col-actions" }, el("div", { className: "actions" }, revoke)),
+  );
+  return row;
+}
+
+async function revokeShare(share, row) {
+  const button = row.querySelector('[data-action="revoke"]');
+  button.disabled = true;
+  row.querySelector(".row-error").textContent = "";
+  try {
+    await api(`/shares/${encodeURIComponent(share.id)}`, { method: "DELETE" });
+    announce(`Link to ${share.file_name} revoked.`);
+    $("shares-title").focus();
+    await loadShares();
+  } catch (error) {
+    if (error instanceof SessionExpired) return;
+    if (error.code === "share_not_found") {
+      await loadShares(); // revoked elsewhere, or its file deleted: it is gone either way
+      return;
+    }
+    row.querySelector(".row-error").textContent = `Revoke failed. ${describe(error)}`;
+    button.disabled = false;
   }
 }
 
@@ -983,10 +1413,17 @@ function setup() {
   $("signup-form").addEventListener("submit", (event) => submitAuth(event, "signup"));
   $("show-signup").addEventListener("click", () => switchAuthMode("signup"));
   $("show-signin").addEventListener("click", () => switchAuthMode("signin"));
-  $("sign-out").addEventListener("click", () => {
-    endSession();
-    forgetResumableUploads();
-    showAuth({ notice: "You have signed out." });
+  $("sign-out").addEventListener("click", signOut);
+  $("provider-signin-button").addEventListener("click", async (event) => {
+    const button = event.currentTarget;
+    button.disabled = true;
+    $("provider-error").textContent = "";
+    try {
+      await startProviderSignIn(); // the page is leaving
+    } catch (error) {
+      $("provider-error").textContent = `Could not sign in. ${describe(error)}`;
+      button.disabled = false;
+    }
   });
 
   setupDropzone();
@@ -1023,6 +1460,16 @@ function setup() {
     loadList();
   });
 
+  $("share-form").addEventListener("submit", createShare);
+  $("share-close").addEventListener("click", () => $("share-dialog").close());
+  $("share-copy").addEventListener("click", copyShareUrl);
+  $("share-dialog").addEventListener("close", () => {
+    const target = shareTarget;
+    shareTarget = null;
+    $("share-url").value = ""; // the secret does not linger in the page
+    if (target && target.row.isConnected) target.row.querySelector('[data-action="share"]').focus();
+  });
+
   const dialog = $("delete-dialog");
   $("delete-cancel").addEventListener("click", closeDeleteDialog);
   $("delete-confirm").addEventListener("click", deleteConfirmed);
@@ -1034,10 +1481,45 @@ function setup() {
     if (list.stale) loadList();
   });
 
+  start();
+}
+
+async function start() {
+  await loadSignInOptions();
+  if (signInOptions.oidc) {
+    $("provider-signin-button").textContent = `Sign in at ${new URL(signInOptions.oidc.issuer).host}`;
+    const answer = takeProviderAnswer();
+    if (answer) {
+      try {
+        await finishProviderSignIn(answer);
+        showFiles();
+        announce(`Signed in as ${current.email}.`);
+      } catch (error) {
+        endSession();
+        showAuth();
+        const message = error instanceof SessionExpired ? "seau did not accept the identity provider's token." : describe(error);
+        $("provider-error").textContent = `Could not sign in. ${message}`;
+      }
+      return;
+    }
+  }
   current = loadSession();
+  if (sessionStorage.getItem(SIGNED_OUT_KEY)) {
+    sessionStorage.removeItem(SIGNED_OUT_KEY);
+    if (!current) {
+      showAuth({ notice: SIGNED_OUT_MESSAGE });
+      return;
+    }
+  }
   if (!current) showAuth();
-  else if (current.expiresAt <= Date.now()) expireSession();
-  else showFiles();
+  else if (current.refreshToken && signInOptions.oidc && renewAt(current) <= Date.now()) {
+    await refreshSession();
+    if (current) showFiles();
+  } else if (current.expiresAt <= Date.now()) expireSession();
+  else {
+    showFiles();
+    scheduleRefresh();
+  }
 }
 
 setup();

@@ -26,10 +26,10 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from seau.storage._sources import close_source
-from seau.storage.errors import StorageError, StorageUnavailable
+from seau.storage.errors import StagingLost, StorageError, StorageUnavailable
 from seau.storage.keys import prefix_directory, validate_key
-from seau.storage.multipart import Part, Staged, StagingLost, StaleStaging, check_name
 from seau.storage.s3 import S3Options
+from seau.storage.staging import Part, Staged, StaleStaging, check_name
 
 MiB = 1024 * 1024
 TAIL_PREFIX = "uploads/"
@@ -186,20 +186,28 @@ class S3UploadStaging:
             parts.append(Part(number=number, etag=etag, size=len(tail)))
         if sum(p.size for p in parts) != staged.size:
             raise StagingLost(f"the staged parts of {staged.key!r} do not add up")
-        await self._call(
-            "complete multipart upload",
-            staged.key,
-            "complete_multipart_upload",
-            {
-                "Bucket": self._bucket,
-                "Key": self._full(staged.key),
-                "UploadId": handle,
-                "MultipartUpload": {
-                    "Parts": [{"ETag": p.etag, "PartNumber": p.number} for p in parts]
+        try:
+            await self._call(
+                "complete multipart upload",
+                staged.key,
+                "complete_multipart_upload",
+                {
+                    "Bucket": self._bucket,
+                    "Key": self._full(staged.key),
+                    "UploadId": handle,
+                    "MultipartUpload": {
+                        "Parts": [{"ETag": p.etag, "PartNumber": p.number} for p in parts]
+                    },
                 },
-            },
-            gone_ok=False,
-        )
+                gone_ok=False,
+            )
+        except StorageUnavailable:
+            # AWS answers the completion of an upload that is gone with 404
+            # NoSuchUpload; moto and Ceph's RGW 16.2 answer 500 InternalError, which
+            # would make the client retry for ever. Its parts tell the two apart.
+            if await self._is_gone(staged.key, handle):
+                raise _Gone("NoSuchUpload") from None
+            raise
 
     async def abort(self, staged: Staged) -> None:
         if staged.handle is not None:
@@ -319,6 +327,19 @@ class S3UploadStaging:
         # A tail left behind is the reconciler's to remove.
         with contextlib.suppress(StorageError):
             await self._delete(key)
+
+    async def _is_gone(self, key: str, handle: str) -> bool:
+        """Whether the multipart upload no longer exists (completed or aborted)."""
+        try:
+            await self._call(
+                "list parts",
+                key,
+                "list_parts",
+                {"Bucket": self._bucket, "Key": self._full(key), "UploadId": handle, "MaxParts": 1},
+            )
+        except _Gone:
+            return True
+        return False
 
     async def _abort_quietly(self, key: str, handle: str) -> None:
         with contextlib.suppress(_Gone):

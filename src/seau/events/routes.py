@@ -1,0 +1,105 @@
+"""Webhook administration over HTTP, for admins and service keys with the
+`admin` scope."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Response
+
+from seau.db.models import WebhookEndpoint
+from seau.deps import AdminCaller, WebhooksDep
+from seau.errors import (
+    AdminRequired,
+    DeliveryNotFound,
+    InvalidToken,
+    NotAuthenticated,
+    TokenExpired,
+    ValidationFailed,
+    WebhookNotFound,
+)
+from seau.events.schemas import (
+    FailedDelivery,
+    WebhookCreate,
+    WebhookCreated,
+    WebhookRead,
+)
+from seau.events.types import parse_event_types
+from seau.problems import problem_responses
+
+router = APIRouter(prefix="/api/v1/admin/webhooks", tags=["webhooks"])
+
+_ADMIN_ERRORS = (NotAuthenticated, InvalidToken, TokenExpired, AdminRequired)
+
+
+def _read(endpoint: WebhookEndpoint) -> WebhookRead:
+    return WebhookRead(
+        id=endpoint.id,
+        url=endpoint.url,
+        events=sorted(parse_event_types(endpoint.events)) if endpoint.events else [],
+        created_at=endpoint.created_at,
+    )
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=WebhookCreated,
+    responses=problem_responses(*_ADMIN_ERRORS, ValidationFailed),
+    summary="Register a webhook endpoint",
+    description="Every event of the types given (every type when none is) is POSTed "
+    "to the URL, signed with the endpoint's secret (docs/events.md).",
+)
+async def add_webhook(
+    body: WebhookCreate, _admin: AdminCaller, webhooks: WebhooksDep
+) -> WebhookCreated:
+    types = parse_event_types(",".join(body.events))
+    endpoint = await webhooks.add(url=body.url, types=types, secret=body.secret)
+    return WebhookCreated(**_read(endpoint).model_dump(), secret=endpoint.secret)
+
+
+@router.get(
+    "",
+    response_model=list[WebhookRead],
+    responses=problem_responses(*_ADMIN_ERRORS),
+    summary="List the registered webhook endpoints",
+)
+async def list_webhooks(_admin: AdminCaller, webhooks: WebhooksDep) -> list[WebhookRead]:
+    return [_read(endpoint) for endpoint in await webhooks.list()]
+
+
+@router.get(
+    "/failures",
+    response_model=list[FailedDelivery],
+    responses=problem_responses(*_ADMIN_ERRORS),
+    summary="List the deliveries given up on",
+)
+async def list_failures(_admin: AdminCaller, webhooks: WebhooksDep) -> list[FailedDelivery]:
+    return [FailedDelivery.model_validate(f) for f in await webhooks.failures()]
+
+
+@router.post(
+    "/failures/{delivery_id}/replay",
+    status_code=204,
+    responses=problem_responses(*_ADMIN_ERRORS, DeliveryNotFound),
+    summary="Send a failed delivery again",
+)
+async def replay_failure(
+    delivery_id: uuid.UUID, _admin: AdminCaller, webhooks: WebhooksDep
+) -> Response:
+    await webhooks.replay(delivery_id)
+    return Response(status_code=204)
+
+
+@router.delete(
+    "/{endpoint_id}",
+    status_code=204,
+    responses=problem_responses(*_ADMIN_ERRORS, WebhookNotFound),
+    summary="Remove a webhook endpoint",
+    description="Its pending and failed deliveries go with it.",
+)
+async def remove_webhook(
+    endpoint_id: uuid.UUID, _admin: AdminCaller, webhooks: WebhooksDep
+) -> Response:
+    await webhooks.remove(endpoint_id)
+    return Response(status_code=204)

@@ -1,0 +1,260 @@
+"""Delivery to a real receiver on 127.0.0.1 that verifies every request with the
+`standardwebhooks` package and with an HMAC of its own, on every database."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+from sqlalchemy.engine import URL, make_url
+
+from seau.db.base import utcnow
+from seau.db.engine import create_engine, create_sessionmaker
+from seau.events import repository
+from seau.events.dispatcher import RetryPolicy
+from seau.events.types import EventType
+from seau.wiring import Parts
+from tests.events.conftest import deliveries_left, dispatcher, make_owner, running
+from tests.support.faultproxy import FaultProxy
+from tests.support.webhook_receiver import Receiver
+
+
+async def _chunks(*chunks: bytes) -> AsyncIterator[bytes]:
+    for chunk in chunks:
+        yield chunk
+
+
+async def _uploads(parts: Parts, owner: uuid.UUID, count: int) -> list[uuid.UUID]:
+    ids = []
+    for n in range(count):
+        row = await parts.files.upload(
+            owner_id=owner,
+            name=f"f{n}.txt",
+            content_type=None,
+            data=_chunks(b"x" * n),
+            max_bytes=10_000,
+        )
+        ids.append(row.id)
+    return ids
+
+
+async def test_events_arrive_signed_in_the_standard_webhooks_format(
+    parts: Parts, receiver: Receiver
+) -> None:
+    owner = await make_owner(parts, subject="auth0|Alice")
+    [file_id] = await _uploads(parts, owner, 1)
+    await parts.files.rename(owner_id=owner, file_id=str(file_id), name="renamed.txt")
+    await parts.files.delete(owner_id=owner, file_id=str(file_id))
+    async with running(dispatcher(parts, receiver)):
+        await receiver.wait_for(lambda r: len(r.delivered()) == 3)
+        # Delivered rows go once the answers are recorded.
+        await _until(lambda: _none_left(parts))
+    assert receiver.refused == []
+    by_type = {r.type: r.body for r in receiver.got}
+    assert sorted(by_type) == ["file.deleted", "file.ready", "file.renamed"]
+    assert len(set(receiver.ids())) == 3
+    assert all(i.startswith("msg_") for i in receiver.ids())
+    ready = by_type["file.ready"]
+    assert set(ready) == {"type", "timestamp", "data"}
+    assert ready["data"]["id"] == str(file_id)
+    assert ready["data"]["subject"] == "auth0|Alice"
+    assert ready["data"]["size"] == 0
+    assert by_type["file.renamed"]["data"]["name"] == "renamed.txt"
+
+
+async def test_a_receiver_down_then_up_gets_every_event_with_its_first_id(
+    parts: Parts, receiver: Receiver
+) -> None:
+    owner = await make_owner(parts)
+    await _uploads(parts, owner, 20)
+    up_at = time.monotonic() + 1.5
+    receiver.answer = lambda _id: 200 if time.monotonic() >= up_at else 503
+    async with running(dispatcher(parts, receiver)):
+        await receiver.wait_for(lambda r: len(set(r.delivered())) == 20)
+    first_ids = {r.id for r in receiver.got if r.status == 503}
+    assert first_ids == set(receiver.delivered())
+    assert receiver.refused == []
+
+
+async def test_timeouts_and_redirects_are_retried_and_redirects_not_followed(
+    parts: Parts, receiver: Receiver
+) -> None:
+    owner = await make_owner(parts)
+    await _uploads(parts, owner, 1)
+    answers = iter([307, 200])
+    receiver.answer = lambda _id: next(answers)
+    async with running(dispatcher(parts, receiver)):
+        await receiver.wait_for(lambda r: len(r.delivered()) == 1)
+    assert [r.status for r in receiver.got] == [307, 200]
+
+    await _uploads(parts, owner, 1)
+    receiver.got.clear()
+    receiver.delay = 0.5
+    receiver.answer = lambda _id: 200
+    slow = dispatcher(parts, receiver, request_timeout=0.2)
+    async with running(slow):
+        # Every attempt times out: the receiver sees it again and again.
+        await receiver.wait_for(lambda r: len(r.got) >= 2)
+    assert len(set(receiver.ids())) == 1
+
+
+async def test_past_the_bound_a_delivery_is_failed_listed_and_replayable(
+    parts: Parts, receiver: Receiver
+) -> None:
+    owner = await make_owner(parts)
+    await _uploads(parts, owner, 1)
+    receiver.answer = lambda _id: 500
+    short = RetryPolicy(first_delay=0.05, max_delay=0.1, give_up_after=timedelta(seconds=0.5))
+    async with running(dispatcher(parts, receiver, retry=short)):
+        await receiver.wait_for(lambda r: len(r.got) >= 2)
+        await _until(lambda: parts.webhooks.failures())
+    [failure] = await parts.webhooks.failures()
+    assert failure.type == "file.ready"
+    assert failure.last_status == 500
+    assert failure.attempts >= 2
+    assert failure.url is None  # the SEAU_WEBHOOK_URL receiver
+    tries = len(receiver.got)
+    await asyncio.sleep(0.3)
+    assert len(receiver.got) == tries  # given up: no more attempts
+
+    receiver.answer = lambda _id: 200
+    await parts.webhooks.replay(failure.id)
+    async with running(dispatcher(parts, receiver, retry=short)):
+        await receiver.wait_for(lambda r: len(r.delivered()) == 1)
+    assert receiver.delivered() == [receiver.got[0].id]
+    assert await parts.webhooks.failures() == []
+
+
+async def test_a_change_that_rolls_back_sends_nothing(parts: Parts, receiver: Receiver) -> None:
+    owner = await make_owner(parts)
+
+    async def failing() -> AsyncIterator[bytes]:
+        yield b"some bytes"
+        raise ConnectionResetError("the client went away")
+
+    with contextlib.suppress(ConnectionResetError):
+        await parts.files.upload(
+            owner_id=owner, name="cut", content_type=None, data=failing(), max_bytes=100
+        )
+    [kept] = await _uploads(parts, owner, 1)
+    async with running(dispatcher(parts, receiver)):
+        await receiver.wait_for(lambda r: len(r.delivered()) == 1)
+        await asyncio.sleep(0.3)
+    assert [r.body["data"]["id"] for r in receiver.got] == [str(kept)]
+
+
+async def test_the_event_filter_and_registered_endpoints_each_get_their_own(
+    parts: Parts, receiver: Receiver
+) -> None:
+    owner = await make_owner(parts)
+    extra = await parts.webhooks.add(
+        url=receiver.url + "/extra", types=frozenset({EventType.FILE_READY}), secret=receiver.secret
+    )
+    [file_id] = await _uploads(parts, owner, 1)
+    await parts.files.delete(owner_id=owner, file_id=str(file_id))
+    only_deleted = dispatcher(parts, receiver, types=frozenset({EventType.FILE_DELETED}))
+    async with running(only_deleted):
+        await receiver.wait_for(lambda r: len(r.delivered()) == 2)
+        await asyncio.sleep(0.3)
+    assert sorted(r.type for r in receiver.got) == ["file.deleted", "file.ready"]
+    assert extra.id in {e.id for e in await parts.webhooks.list()}
+    await parts.webhooks.remove(extra.id)
+    assert await parts.webhooks.list() == []
+
+
+async def test_two_instances_deliver_each_event_once(parts: Parts, receiver: Receiver) -> None:
+    owner = await make_owner(parts)
+    ids = await _uploads(parts, owner, 150)
+    # Two dispatchers with their own connections, as two instances would have.
+    async with (
+        _instance(parts) as other,
+        running(dispatcher(parts, receiver), dispatcher(other, receiver)),
+    ):
+        await receiver.wait_for(lambda r: len(r.got) >= len(ids), seconds=60)
+        await asyncio.sleep(0.5)
+    assert len(receiver.got) == len(ids)
+    assert len(set(receiver.ids())) == len(ids)
+    assert {r.body["data"]["id"] for r in receiver.got} == {str(i) for i in ids}
+
+
+async def test_a_delivery_claimed_by_an_instance_that_died_is_sent_by_another(
+    parts: Parts, receiver: Receiver
+) -> None:
+    owner = await make_owner(parts)
+    await _uploads(parts, owner, 1)
+    now = utcnow()
+    async with parts.sessions() as session:
+        await repository.fan_out(session, default_types=frozenset(EventType), now=now, limit=10)
+    async with parts.sessions() as session:
+        # Claimed, then the instance is gone before it could send or record anything.
+        claimed = await repository.claim(
+            session,
+            token="dead",
+            now=now,
+            until=now + timedelta(seconds=1),
+            limit=10,
+            with_default=True,
+        )
+    assert len(claimed) == 1
+    async with running(dispatcher(parts, receiver)):
+        await asyncio.sleep(0.5)
+        assert receiver.got == []  # the claim holds while its lease does
+        await receiver.wait_for(lambda r: len(r.delivered()) == 1)
+    assert receiver.delivered() == [f"msg_{claimed[0].event_id.hex}"]
+
+
+async def test_a_database_restarting_mid_delivery_loses_nothing(
+    parts: Parts, receiver: Receiver
+) -> None:
+    url = make_url(parts.settings.effective_database_url)
+    if url.get_backend_name() == "sqlite":
+        pytest.skip("SQLite is a file: there is no server to restart")
+    owner = await make_owner(parts)
+    ids = await _uploads(parts, owner, 30)
+    receiver.delay = 0.2  # deliveries in flight when the database goes
+    assert url.host is not None
+    assert url.port is not None
+    with FaultProxy(url.host, url.port) as proxy:
+        host, port = proxy.address.rsplit(":", 1)
+        async with (
+            _instance(parts, url.set(host=host, port=int(port))) as through_proxy,
+            running(dispatcher(through_proxy, receiver)),
+        ):
+            await receiver.wait_for(lambda r: len(r.got) >= 1)
+            proxy.refuse()  # the server is gone: open connections reset, new ones refused
+            await asyncio.sleep(1.5)
+            proxy.passthrough()
+            await receiver.wait_for(lambda r: len(set(r.delivered())) == len(ids), seconds=60)
+    assert {r.body["data"]["id"] for r in receiver.got} == {str(i) for i in ids}
+    assert receiver.refused == []
+
+
+@contextlib.asynccontextmanager
+async def _instance(parts: Parts, url: URL | None = None) -> AsyncIterator[Parts]:
+    """Another instance on the same database: its own engine and connections."""
+    engine = create_engine(
+        (url or make_url(parts.settings.effective_database_url)).render_as_string(
+            hide_password=False
+        )
+    )
+    try:
+        yield replace(parts, engine=engine, sessions=create_sessionmaker(engine))
+    finally:
+        await engine.dispose()
+
+
+async def _until(check: Callable[[], Awaitable[object]], *, seconds: float = 10) -> None:
+    """Poll the database until ``check`` finds something (no event tells us)."""
+    async with asyncio.timeout(seconds):
+        while not await check():  # noqa: ASYNC110  (the database has no event to wait on)
+            await asyncio.sleep(0.05)
+
+
+async def _none_left(parts: Parts) -> bool:
+    return await deliveries_left(parts) == 0
