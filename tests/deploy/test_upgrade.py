@@ -1,7 +1,8 @@
 """An upgrade from the last release finds everything the release stored.
 
-The last release is commit 4c6eec4 (migration head 0004), the last to pass CI before
-owners became subjects (0005). It is taken from this checkout's git history, installed
+The last release is commit 1d80489 (migration head 0002), the last to pass CI before
+the work that added migrations 0003 to 0007 (e-mail collation, name search, owners as
+subjects, webhooks, shares). It is taken from this checkout's git history, installed
 into a scratch virtual environment (requirements.lock, hashes checked, then the release
 itself without dependencies) and served on a fresh database and store, where a user
 signs up and uploads: a raw body, a multipart request of two files, a finished tus
@@ -39,8 +40,8 @@ from tests.support.databases import Kind, scratch_database, unavailable
 from tests.support.server import Server, seau_server
 
 ROOT = Path(__file__).resolve().parents[2]
-RELEASE = "4c6eec496f0f4f8fc7b854fe57530736c7f17088"
-RELEASE_HEAD = "0004"
+RELEASE = "1d80489cc65d858667afd90be57f979ac72384a1"
+RELEASE_HEAD = "0002"
 SECRET = "upgrade-test-secret-" + "u" * 44
 PASSWORD = "correct horse battery"
 TUS = {"Tus-Resumable": "1.0.0"}
