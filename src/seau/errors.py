@@ -174,6 +174,14 @@ class LocalAccountsDisabled(SeauError):
     title = "Sign in with the identity provider: seau's own accounts are turned off"
 
 
+class RejectedByHook(SeauError):
+    """The application's pre-upload hook answered 4xx (`seau.events.hook`)."""
+
+    status = 403
+    code = "rejected_by_hook"
+    title = "The application refused this upload"
+
+
 class NotFound(SeauError):
     status = 404
     code = "not_found"
@@ -307,6 +315,13 @@ class StorageUnavailableError(ServiceUnavailable):
 class DatabaseUnavailable(ServiceUnavailable):
     code = "database_unavailable"
     title = "Database unavailable"
+
+
+class HookUnavailable(ServiceUnavailable):
+    """The pre-upload hook timed out, could not be reached or answered 5xx."""
+
+    code = "hook_unavailable"
+    title = "The application's upload check is unavailable"
 
 
 class PasswordHashingBusy(ServiceUnavailable):

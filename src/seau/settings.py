@@ -263,7 +263,32 @@ class Settings(BaseSettings):
         "default): every type.",
     )
 
-    @field_validator("webhook_url")
+    pre_upload_hook_url: str | None = Field(
+        default=None,
+        description="Asked before every upload stores a byte (each file of a multipart "
+        "request, a raw body, a tus upload at creation): a signed POST of `subject`, "
+        "`name`, `size`, `content_type`, `via`. 2xx proceeds; 4xx refuses with 403 "
+        "`rejected_by_hook` and the answer's `reason`; no answer or 5xx refuses with 503 "
+        "`hook_unavailable` (docs/events.md).",
+    )
+    pre_upload_hook_secret: str | None = Field(
+        default=None,
+        description="The Standard Webhooks secret the hook's requests are signed with; "
+        "`SEAU_WEBHOOK_SECRET` when unset.",
+    )
+    pre_upload_hook_timeout_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description="How long an upload waits for the hook's answer.",
+    )
+    pre_upload_hook_fail_open: bool = Field(
+        default=False,
+        description="Let uploads proceed when the hook does not answer (times out, "
+        "cannot be reached, answers 5xx) instead of refusing them with 503.",
+    )
+
+    @field_validator("webhook_url", "pre_upload_hook_url")
     @classmethod
     def _webhook_url(cls, value: str | None) -> str | None:
         if value is None or not value.strip():
@@ -273,7 +298,7 @@ class Settings(BaseSettings):
             raise ValueError("must be an absolute http(s) URL")
         return value.strip()
 
-    @field_validator("webhook_secret")
+    @field_validator("webhook_secret", "pre_upload_hook_secret")
     @classmethod
     def _webhook_secret(cls, value: str | None) -> str | None:
         if value is None or not value.strip():
@@ -289,7 +314,16 @@ class Settings(BaseSettings):
     def _webhook_url_needs_a_secret(self) -> Settings:
         if self.webhook_url is not None and self.webhook_secret is None:
             raise ValueError("SEAU_WEBHOOK_SECRET must be set with SEAU_WEBHOOK_URL")
+        if self.pre_upload_hook_url is not None and self.pre_upload_hook_signing_secret is None:
+            raise ValueError(
+                "SEAU_PRE_UPLOAD_HOOK_SECRET (or SEAU_WEBHOOK_SECRET) must be set with "
+                "SEAU_PRE_UPLOAD_HOOK_URL"
+            )
         return self
+
+    @property
+    def pre_upload_hook_signing_secret(self) -> str | None:
+        return self.pre_upload_hook_secret or self.webhook_secret
 
     @field_validator("trusted_proxies")
     @classmethod

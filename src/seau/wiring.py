@@ -29,6 +29,7 @@ from seau.auth.throttle import SignUpGuard
 from seau.auth.tokens import TokenSigner
 from seau.db.engine import create_engine, create_search_engine, create_sessionmaker
 from seau.events.dispatcher import Dispatcher, Receiver
+from seau.events.hook import PreUploadHook
 from seau.events.outbox import Wakeup
 from seau.events.service import WebhookService
 from seau.events.types import parse_event_types
@@ -175,6 +176,9 @@ async def open_parts(settings: Settings, *, migrate: bool = False) -> AsyncItera
             wakeup=wakeup,
         )
         stack.push_async_callback(dispatcher.aclose)
+        pre_upload = _pre_upload_hook(settings)
+        if pre_upload is not None:
+            stack.push_async_callback(pre_upload.aclose)
         files = FileService(
             sessions=sessions,
             store=store,
@@ -182,6 +186,7 @@ async def open_parts(settings: Settings, *, migrate: bool = False) -> AsyncItera
             db_timeout=settings.database_timeout_seconds,
             search_sessions=(None if search_engine is None else create_sessionmaker(search_engine)),
             on_event=wakeup,
+            pre_upload=pre_upload,
         )
         yield Parts(
             settings=settings,
@@ -221,13 +226,30 @@ async def open_parts(settings: Settings, *, migrate: bool = False) -> AsyncItera
                 db_timeout=settings.database_timeout_seconds,
             ),
             uploads=_upload_service(
-                settings, sessions=sessions, store=store, staging=staging, on_event=wakeup
+                settings,
+                sessions=sessions,
+                store=store,
+                staging=staging,
+                on_event=wakeup,
+                pre_upload=pre_upload,
             ),
             webhooks=WebhookService(
                 sessions=sessions, db_timeout=settings.database_timeout_seconds
             ),
             dispatcher=dispatcher,
         )
+
+
+def _pre_upload_hook(settings: Settings) -> PreUploadHook | None:
+    secret = settings.pre_upload_hook_signing_secret
+    if settings.pre_upload_hook_url is None or secret is None:
+        return None
+    return PreUploadHook(
+        url=settings.pre_upload_hook_url,
+        secret=secret,
+        timeout=settings.pre_upload_hook_timeout_seconds,
+        fail_open=settings.pre_upload_hook_fail_open,
+    )
 
 
 def _default_receiver(settings: Settings) -> Receiver | None:
@@ -282,6 +304,7 @@ def _upload_service(
     store: Store,
     staging: UploadStaging | None,
     on_event: Wakeup,
+    pre_upload: PreUploadHook | None,
 ) -> UploadService | None:
     """Resumable uploads, when the store can stage them (not the memory store)."""
     if staging is None:
@@ -301,6 +324,7 @@ def _upload_service(
         limits=limits,
         db_timeout=settings.database_timeout_seconds,
         on_event=on_event,
+        pre_upload=pre_upload,
     )
 
 

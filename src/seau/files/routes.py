@@ -17,6 +17,7 @@ from seau.errors import (
     ClientDisconnected,
     DatabaseUnavailable,
     FileNotFound,
+    HookUnavailable,
     InsufficientScope,
     InvalidCursor,
     InvalidFileName,
@@ -26,6 +27,7 @@ from seau.errors import (
     NotAuthenticated,
     PayloadTooLarge,
     RangeNotSatisfiable,
+    RejectedByHook,
     StorageUnavailableError,
     SubjectRequired,
     TokenExpired,
@@ -104,6 +106,8 @@ def _declared_length(request: Request) -> int | None:
         TooManyFiles,
         UnsupportedMediaType,
         ValidationFailed,
+        RejectedByHook,
+        HookUnavailable,
         *UNAVAILABLE,
     ),
     openapi_extra=_UPLOAD_BODY,
@@ -134,6 +138,7 @@ async def upload(
                 owner_id=caller.owner,
                 files=_multipart_files(request, settings),
                 max_bytes=settings.max_upload_bytes,
+                subject=caller.subject,
             )
             return UploadResult(files=[_file_read(row) for row in rows])
         if name is None:
@@ -148,6 +153,8 @@ async def upload(
             content_type=content_type or None,
             data=request.stream(),
             max_bytes=settings.max_upload_bytes,
+            subject=caller.subject,
+            size=declared,
         )
         return _file_read(row)
     except ClientDisconnect:

@@ -52,6 +52,7 @@ from seau.errors import (
     storage_call,
 )
 from seau.events import outbox
+from seau.events.hook import PreUpload, Proposed
 from seau.events.types import EventType
 from seau.files.keys import key_for
 from seau.files.meter import ByteMeter
@@ -112,11 +113,15 @@ class FileService:
         search_sessions: async_sessionmaker[AsyncSession] | None = None,
         search_timeout: float = SEARCH_TIMEOUT_SECONDS,
         on_event: Callable[[], None] | None = None,
+        pre_upload: PreUpload | None = None,
     ) -> None:
         """``search_sessions``: where name searches run (SQLite's reader connection,
         `seau.db.engine.create_search_engine`); ``sessions`` when None. ``on_event``
-        is called after each commit that wrote an event (`seau.events.outbox.Wakeup`)."""
+        is called after each commit that wrote an event (`seau.events.outbox.Wakeup`).
+        ``pre_upload`` is asked before each file is stored and raises to refuse it
+        (`seau.events.hook`)."""
         self._on_event = on_event or _nothing
+        self._pre_upload = pre_upload
         self._db_timeout = db_timeout
         self._sessions = sessions
         self._search_sessions = search_sessions or sessions
@@ -136,11 +141,20 @@ class FileService:
         content_type: str | None,
         data: AsyncIterable[bytes],
         max_bytes: int,
+        subject: str | None = None,
+        size: int | None = None,
+        via: str = "raw",
     ) -> UserFile:
         """Store one file, or nothing. ``content_type`` is the uploader's, if any:
-        the stored type is that, when it says something, else the name's guess."""
+        the stored type is that, when it says something, else the name's guess.
+        ``subject``, ``size`` (as announced, if it was) and ``via`` are what the
+        pre-upload hook is told."""
         content_type = guess_content_type(name, content_type)
         name = validate_file_name(name, max_length=self._max_name_length)
+        if self._pre_upload is not None:
+            await self._pre_upload(
+                Proposed(subject=subject, name=name, size=size, content_type=content_type, via=via)
+            )
         file_id = uuid.uuid4()
         row = UserFile(
             id=file_id,
@@ -180,7 +194,12 @@ class FileService:
         return row
 
     async def upload_many(
-        self, *, owner_id: uuid.UUID, files: AsyncIterator[NewFile], max_bytes: int
+        self,
+        *,
+        owner_id: uuid.UUID,
+        files: AsyncIterator[NewFile],
+        max_bytes: int,
+        subject: str | None = None,
     ) -> list[UserFile]:
         """Store every file ``files`` yields, one after the other, or none of them.
 
@@ -198,6 +217,8 @@ class FileService:
                         content_type=new.content_type,
                         data=new.data,
                         max_bytes=max_bytes,
+                        subject=subject,
+                        via="multipart",
                     )
                 )
         except BaseException:

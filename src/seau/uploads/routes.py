@@ -19,10 +19,12 @@ from seau.deps import FilesReader, FilesWriter, StateDep
 from seau.errors import (
     ClientDisconnected,
     DatabaseUnavailable,
+    HookUnavailable,
     InsufficientScope,
     InvalidFileName,
     InvalidToken,
     NotAuthenticated,
+    RejectedByHook,
     SeauError,
     StorageUnavailableError,
     SubjectRequired,
@@ -146,6 +148,8 @@ async def options_upload(uploads: UploadsDep) -> Response:
         UploadTooLarge,
         UnsupportedMediaType,
         TooManyActiveUploads,
+        RejectedByHook,
+        HookUnavailable,
         *UNAVAILABLE,
     ),
     summary="Create a resumable upload",
@@ -182,6 +186,7 @@ async def create(
             body=_body(request, idle=uploads.limits.lease.total_seconds()) if with_body else None,
             declared=declared,
             checksum=checksum,
+            subject=caller.subject,
         )
     )
     location = public_url(request, f"{PREFIX}/{status.id}")

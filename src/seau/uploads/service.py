@@ -32,6 +32,7 @@ from seau.db.base import utcnow
 from seau.db.models import Upload, UploadState
 from seau.db.unit import DEFAULT_TIMEOUT_SECONDS, unit_of_work
 from seau.errors import StorageUnavailableError, storage_call
+from seau.events.hook import PreUpload, Proposed
 from seau.files.names import DEFAULT_NAME, guess_content_type, validate_file_name
 from seau.storage import ObjectNotFound, StorageUnavailable, Store
 from seau.storage.errors import StagingLost
@@ -68,9 +69,12 @@ class UploadService:
         limits: UploadLimits,
         db_timeout: float = DEFAULT_TIMEOUT_SECONDS,
         on_event: Callable[[], None] | None = None,
+        pre_upload: PreUpload | None = None,
     ) -> None:
-        """``on_event`` is called after each commit that wrote an event."""
+        """``on_event`` is called after each commit that wrote an event;
+        ``pre_upload`` is asked before an upload is created and raises to refuse it."""
         self._on_event = on_event or (lambda: None)
+        self._pre_upload = pre_upload
         self._sessions = sessions
         self._db_timeout = db_timeout
         self._store = store
@@ -91,11 +95,20 @@ class UploadService:
         body: AsyncIterable[bytes] | None = None,
         declared: int | None = None,
         checksum: Checksum | None = None,
+        subject: str | None = None,
     ) -> UploadStatus:
-        """A new upload; with ``body`` (creation-with-upload), its first bytes too."""
+        """A new upload; with ``body`` (creation-with-upload), its first bytes too.
+        ``subject`` is what the pre-upload hook is told of the owner."""
         if length is not None and length > self.limits.max_size:
             raise UploadTooLarge(f"the upload exceeds the limit of {self.limits.max_size} bytes")
         name = validate_file_name(filename or DEFAULT_NAME, max_length=self.limits.max_name_length)
+        content_type = guess_content_type(name, filetype)
+        if self._pre_upload is not None:
+            await self._pre_upload(
+                Proposed(
+                    subject=subject, name=name, size=length, content_type=content_type, via="tus"
+                )
+            )
         writes = body is not None and declared != 0
         now = utcnow()
         # Held from the start when there is work to do, so that the first bytes
@@ -105,7 +118,7 @@ class UploadService:
             id=uuid.uuid4(),
             owner_id=owner_id,
             name=name,
-            content_type=guess_content_type(name, filetype),
+            content_type=content_type,
             tus_metadata=metadata or None,
             length=length,
             upload_offset=0,
