@@ -28,6 +28,8 @@ class Received:
     body: dict[str, Any]
     status: int
     """What the receiver answered."""
+    path: str = "/hook"
+    """The URL path it was sent to (instances can be given different ones)."""
 
 
 def independent_signature(secret: str, *, msg_id: str, timestamp: str, body: bytes) -> str:
@@ -53,6 +55,8 @@ class Receiver:
     refused: list[str] = field(default_factory=list)
     """Why requests that failed verification did."""
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    started: list[tuple[str, str]] = field(default_factory=list)
+    """(path, webhook-id) of every verified request as it arrived, before any delay."""
 
     def delivered(self) -> list[str]:
         """The ids of the requests answered 2xx."""
@@ -93,6 +97,8 @@ async def webhook_receiver(secret: str = SECRET) -> AsyncIterator[Receiver]:
         if abs(int(headers["webhook-timestamp"]) - time.time()) > 60:
             receiver.refused.append("timestamp far from now")
             return web.Response(status=400)
+        receiver.started.append((request.path, headers["webhook-id"]))
+        receiver.arrived.set()
         if receiver.delay:
             await asyncio.sleep(receiver.delay)
         payload = json.loads(body)
@@ -100,7 +106,13 @@ async def webhook_receiver(secret: str = SECRET) -> AsyncIterator[Receiver]:
             await receiver.on_arrival(payload)
         status = receiver.answer(headers["webhook-id"])
         receiver.got.append(
-            Received(id=headers["webhook-id"], type=payload["type"], body=payload, status=status)
+            Received(
+                id=headers["webhook-id"],
+                type=payload["type"],
+                body=payload,
+                status=status,
+                path=request.path,
+            )
         )
         receiver.arrived.set()
         if status in (301, 302, 307, 308):
