@@ -94,9 +94,11 @@ def _count_probes(app: FastAPI) -> Probes:
     app.state.seau = dataclasses.replace(state, store=counting)
     probes = Probes(store=counting)
 
+    # Only the probe's own statement: the webhook dispatcher polls the same engine.
     @event.listens_for(state.engine.sync_engine, "before_cursor_execute")
-    def _statement(*args: object) -> None:
-        probes.database += 1
+    def _statement(_connection: object, _cursor: object, statement: str, *_args: object) -> None:
+        if statement.strip().upper() == "SELECT 1":
+            probes.database += 1
 
     return probes
 
