@@ -7,10 +7,11 @@ test) and handed to ``create_app``.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from ipaddress import ip_network
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
@@ -164,6 +165,17 @@ class Settings(BaseSettings):
         description="Unfinished, unexpired resumable uploads one user may have at once; "
         "one more is refused with 429 too_many_active_uploads.",
     )
+    default_quota_bytes: Annotated[int, Field(ge=0)] = Field(
+        default=0,
+        description="Bytes each owner may store (ready files plus uploads in flight), "
+        "unless an admin set theirs (`seau quota set`); 0 = unlimited. Past it: 413 "
+        "quota_exceeded.",
+    )
+    default_quota_files: Annotated[int, Field(ge=0)] = Field(
+        default=0,
+        description="Files each owner may have (ready plus uploads in flight), unless "
+        "an admin set theirs; 0 = unlimited.",
+    )
     upload_lease_seconds: Annotated[float, Field(gt=0, le=3600)] = Field(
         default=30.0,
         description="How long a PATCH may hold its upload's lock without a byte arriving, "
@@ -179,6 +191,17 @@ class Settings(BaseSettings):
         default=365 * 24 * 3600,
         description="The longest a share link may last; a longer `expires_in` is refused "
         "(422 invalid_share).",
+    )
+    link_max_ttl_seconds: Annotated[int, Field(gt=0, le=7 * 24 * 3600)] = Field(
+        default=300,
+        description="The longest a download link (`POST /api/v1/files/{id}/link`) lasts, "
+        "and how long the links of redirected downloads last; a longer `expires_in` is "
+        "refused (422 invalid_link).",
+    )
+    download_redirect: bool = Field(
+        default=False,
+        description="Answer every `GET /api/v1/files/{id}/content` with a 307 to a download "
+        "link (on S3 a presigned URL, so the bytes skip seau), as `?redirect=true` does.",
     )
 
     # Identity: who a bearer token names (docs/identity.md).
@@ -412,6 +435,10 @@ class Settings(BaseSettings):
                 )
             if urlsplit(self.oidc_issuer).scheme not in ("http", "https"):
                 raise ValueError("SEAU_OIDC_ISSUER must be an http(s) URL")
+            if self.oidc_client_id is not None:
+                # The page names the provider in its CSP: refuse at start-up what the
+                # page could not serve.
+                provider_origin(self.oidc_issuer)
         elif self.oidc_client_id is not None:
             raise ValueError("SEAU_OIDC_CLIENT_ID needs SEAU_OIDC_ISSUER")
         return self
@@ -510,3 +537,29 @@ def load_settings(**overrides: object) -> Settings:
         raise ConfigurationError(f"invalid configuration: {name}: {message}{more}") from None
     except ConfigurationError as exc:
         raise ConfigurationError(f"invalid configuration: {exc}") from None
+
+
+# A host as a CSP source expression can name it: a DNS name or an IPv4 address (CSP
+# has no syntax for IPv6 literals).
+_CSP_HOST: Final = re.compile(r"[a-z0-9.-]+")
+
+
+def provider_origin(issuer: str) -> str:
+    """``scheme://host[:port]`` of ``issuer``, for the CSP. ValueError when the URL is
+    not plain http(s) with a host a CSP can name: the header must not be forgeable
+    from configuration."""
+    parts = urlsplit(issuer)
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"the issuer {issuer!r} has an invalid port") from exc
+    host = parts.hostname
+    if (
+        parts.scheme not in ("http", "https")
+        or host is None
+        or not _CSP_HOST.fullmatch(host)
+        or parts.username is not None
+        or parts.password is not None
+    ):
+        raise ValueError(f"the issuer {issuer!r} is not an http(s) URL a CSP can name")
+    return f"{parts.scheme}://{host}" + ("" if port is None else f":{port}")

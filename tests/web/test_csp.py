@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from seau.web.routes import page_csp, provider_origin
+from seau.settings import Settings, provider_origin
+from seau.web.routes import page_csp
 
 
 @pytest.mark.parametrize(
@@ -41,3 +44,12 @@ def test_only_the_providers_origin_joins_connect_src() -> None:
     assert directives["connect-src"] == "'self' https://id.example.com"
     assert directives["form-action"] == "'none'"
     assert dict(d.split(" ", 1) for d in page_csp(None).split("; "))["connect-src"] == "'self'"
+
+
+@pytest.mark.parametrize("issuer", ["https://[::1]:8443/", "https://user:secret@id.example.com"])
+def test_settings_refuse_a_page_provider_the_csp_cannot_name(issuer: str, tmp_path: Path) -> None:
+    # Refused when seau starts, not as a 500 of the page.
+    with pytest.raises(ValueError, match="a CSP can name"):
+        Settings(data_dir=tmp_path, oidc_issuer=issuer, oidc_audience="seau", oidc_client_id="page")
+    # Without the page's client id the CSP does not name it: tokens alone are fine.
+    assert Settings(data_dir=tmp_path, oidc_issuer=issuer, oidc_audience="seau").oidc_issuer

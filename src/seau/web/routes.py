@@ -13,45 +13,18 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import re
 from dataclasses import dataclass
 from importlib import resources
 from typing import Final
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request, Response
 
 from seau.deps import SettingsDep
 from seau.errors import NotFound
-from seau.settings import Settings
+from seau.settings import Settings, provider_origin
 from seau.web.schemas import OidcClient, SignInOptions
 
 router = APIRouter()
-
-# A host as a CSP source expression can name it: a DNS name or an IPv4 address (CSP
-# has no syntax for IPv6 literals).
-_CSP_HOST: Final = re.compile(r"[a-z0-9.-]+")
-
-
-def provider_origin(issuer: str) -> str:
-    """``scheme://host[:port]`` of ``issuer``, for the CSP. ValueError when the URL is
-    not plain http(s) with a host a CSP can name: the header must not be forgeable
-    from configuration."""
-    parts = urlsplit(issuer)
-    try:
-        port = parts.port
-    except ValueError as exc:
-        raise ValueError(f"the issuer {issuer!r} has an invalid port") from exc
-    host = parts.hostname
-    if (
-        parts.scheme not in ("http", "https")
-        or host is None
-        or not _CSP_HOST.fullmatch(host)
-        or parts.username is not None
-        or parts.password is not None
-    ):
-        raise ValueError(f"the issuer {issuer!r} is not an http(s) URL a CSP can name")
-    return f"{parts.scheme}://{host}" + ("" if port is None else f":{port}")
 
 
 @functools.cache
