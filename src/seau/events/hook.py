@@ -20,12 +20,14 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
-
-import httpx
+from typing import TYPE_CHECKING
 
 from seau import __version__
 from seau.errors import HookUnavailable, RejectedByHook
 from seau.events.dispatcher import signed_headers
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger("seau.hooks")
 
@@ -55,7 +57,10 @@ PreUpload = Callable[[Proposed], Awaitable[None]]
 
 class PreUploadHook:
     def __init__(self, *, url: str, secret: str, timeout: float, fail_open: bool) -> None:
-        """Builds its HTTP client, which connects on first use."""
+        """Builds its HTTP client, which connects on first use. httpx is imported
+        here, only when a hook is configured (`seau.events.dispatcher._http`)."""
+        import httpx
+
         self._url = url
         self._secret = secret
         self._timeout = timeout
@@ -70,6 +75,8 @@ class PreUploadHook:
         await self._client.aclose()
 
     async def __call__(self, proposed: Proposed) -> None:
+        import httpx
+
         body = json.dumps(asdict(proposed), ensure_ascii=False, separators=(",", ":")).encode()
         headers = signed_headers(uuid.uuid4(), body, self._secret)
         try:
