@@ -61,7 +61,7 @@ lint: $(VENV)/.installed-dev
 # PYTEST_ARGS that select part of the suite will fail the floor.
 cover: $(VENV)/.installed-dev tests/uploads/js/node_modules/.installed \
 		tests/support/oidc/node_modules/.installed
-	$(BIN)/pytest --cov --cov-report=term $(PYTEST_ARGS)
+	$(BIN)/pytest --cov --cov-report=term --durations=15 $(PYTEST_ARGS)
 
 check: lint cover
 
