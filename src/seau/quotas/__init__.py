@@ -1,1 +1,0 @@
-"""Per-owner quotas: usage, reservations of uploads in flight, admins' overrides."""
