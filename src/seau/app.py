@@ -20,11 +20,14 @@ from seau.auth.routes import router as auth_router
 from seau.auth.routes import tokens_router
 from seau.deps import AppState
 from seau.events.routes import router as webhooks_router
+from seau.files.routes import links_router
 from seau.files.routes import router as files_router
 from seau.health import ReadinessCheck
 from seau.health import router as health_router
 from seau.limits import SmallBodyLimit
 from seau.observability import Metrics, ObservabilityMiddleware
+from seau.quotas.routes import admin_router as quotas_admin_router
+from seau.quotas.routes import router as usage_router
 from seau.settings import Settings, load_settings
 from seau.shares.routes import api_router as shares_router
 from seau.shares.routes import link_router as share_links_router
@@ -104,8 +107,10 @@ def create_app(settings: Settings) -> FastAPI:
                 keys=parts.keys,
                 oidc=parts.oidc,
                 files=parts.files,
+                links=parts.links,
                 shares=parts.shares,
                 metrics=metrics,
+                quotas=parts.quotas,
                 uploads=parts.uploads,
                 webhooks=parts.webhooks,
             )
@@ -172,10 +177,13 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(auth_router)
     app.include_router(tokens_router)
     app.include_router(files_router)
+    app.include_router(links_router)
     app.include_router(uploads_router)
     app.include_router(shares_router)
     app.include_router(share_links_router)
     app.include_router(webhooks_router)
+    app.include_router(usage_router)
+    app.include_router(quotas_admin_router)
     app.include_router(health_router)
     app.include_router(web_router)
     app.include_router(apidocs_router)

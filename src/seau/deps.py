@@ -15,8 +15,10 @@ from seau.auth.principal import SCOPE_DESCRIPTIONS, Principal, Scope
 from seau.auth.service import AuthService
 from seau.errors import AdminRequired, InsufficientScope, NotAuthenticated
 from seau.events.service import WebhookService
+from seau.files.links import DownloadLinks
 from seau.files.service import FileService
 from seau.observability import Metrics
+from seau.quotas.service import Quotas
 from seau.settings import Settings
 from seau.shares.service import ShareService
 from seau.storage import Store
@@ -38,8 +40,10 @@ class AppState:
     keys: AccessKeys
     oidc: OidcVerifier | None
     files: FileService
+    links: DownloadLinks
     shares: ShareService
     metrics: Metrics
+    quotas: Quotas
     # None when the store has no staging capability (the memory store).
     uploads: UploadService | None
     webhooks: WebhookService
@@ -110,6 +114,14 @@ async def get_files(state: StateDep) -> FileService:
     return state.files
 
 
+async def get_links(state: StateDep) -> DownloadLinks:
+    return state.links
+
+
+async def get_quotas(state: StateDep) -> Quotas:
+    return state.quotas
+
+
 async def get_shares(state: StateDep) -> ShareService:
     return state.shares
 
@@ -131,4 +143,6 @@ WebhooksDep = Annotated[WebhookService, Depends(get_webhooks)]
 FilesDep = Annotated[FileService, Depends(get_files)]
 AuthDep = Annotated[AuthService, Depends(get_auth)]
 SharesDep = Annotated[ShareService, Depends(get_shares)]
+LinksDep = Annotated[DownloadLinks, Depends(get_links)]
 KeysDep = Annotated[AccessKeys, Depends(get_keys)]
+QuotasDep = Annotated[Quotas, Depends(get_quotas)]

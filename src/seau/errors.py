@@ -23,11 +23,15 @@ class SeauError(Exception):
     status: ClassVar[int] = 500
     code: ClassVar[str] = "internal_error"
     title: ClassVar[str] = "Internal server error"
+    members: ClassVar[tuple[str, ...]] = ()
+    """Extension members its problem detail carries (in ``extensions``), documented."""
 
     def __init__(self, detail: str | None = None, *, headers: dict[str, str] | None = None) -> None:
         super().__init__(detail or self.title)
         self.detail = detail or self.title
         self.headers = headers or {}
+        # Extension members of the problem detail (RFC 9457 section 3.2).
+        self.extensions: dict[str, str | int] = {}
 
 
 class BadRequest(SeauError):
@@ -157,6 +161,11 @@ class WrongSharePassword(InvalidCredentials):
     challenge = 'Basic realm="seau share", charset="UTF-8"'
 
 
+class InvalidLink(ValidationFailed):
+    code = "invalid_link"
+    title = "Invalid download link request"
+
+
 class InvalidShare(ValidationFailed):
     code = "invalid_share"
     title = "Invalid share"
@@ -221,6 +230,13 @@ class ShareNotFound(NotFound):
     title = "No such share"
 
 
+class LinkNotFound(NotFound):
+    """A download link seau did not sign (or signed with another secret key)."""
+
+    code = "link_not_found"
+    title = "No such download link"
+
+
 class MethodNotAllowed(SeauError):
     status = 405
     code = "method_not_allowed"
@@ -244,6 +260,11 @@ class ShareExpired(Gone):
     title = "The share has expired"
 
 
+class LinkExpired(Gone):
+    code = "link_expired"
+    title = "The download link has expired"
+
+
 class ShareExhausted(Gone):
     code = "share_exhausted"
     title = "The share has been downloaded as many times as it allows"
@@ -258,6 +279,32 @@ class PayloadTooLarge(SeauError):
 class RequestTooLarge(PayloadTooLarge):
     code = "request_too_large"
     title = "Request body too large"
+
+
+class QuotaExceeded(SeauError):
+    """The upload does not fit in what is left of its owner's quota (`seau.quotas`).
+
+    The problem detail carries `unit` (`bytes` or `files`: the quota in the way),
+    `limit`, `used`, `reserved` (held by the owner's uploads in flight) and
+    `remaining`, all in that unit."""
+
+    status = 413
+    code = "quota_exceeded"
+    title = "Quota exceeded"
+    members = ("unit", "limit", "used", "reserved", "remaining")
+
+    def __init__(
+        self, *, unit: str, limit: int, used: int, reserved: int, detail: str | None = None
+    ) -> None:
+        remaining = max(0, limit - used - reserved)
+        super().__init__(detail or f"the upload does not fit: {remaining} of {limit} {unit} remain")
+        self.extensions = {
+            "unit": unit,
+            "limit": limit,
+            "used": used,
+            "reserved": reserved,
+            "remaining": remaining,
+        }
 
 
 class TooManyFiles(SeauError):

@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
@@ -27,6 +27,11 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 
 class Problem(BaseModel):
+    # Some problem types add members of their own (RFC 9457 section 3.2); the codes
+    # that do say which in their description (`quota_exceeded`: `unit`, `limit`,
+    # `used`, `reserved`, `remaining`).
+    model_config = ConfigDict(extra="allow")
+
     type: str = Field(description="A URI naming the kind of problem: `urn:seau:problem:<code>`.")
     title: str
     status: int
@@ -50,8 +55,10 @@ def problem_response(
     request: Request | None = None,
     headers: dict[str, str] | None = None,
     errors: list[dict[str, Any]] | None = None,
+    extensions: dict[str, Any] | None = None,
 ) -> Response:
     body = Problem(
+        **(extensions or {}),
         type=f"urn:seau:problem:{code}",
         title=title,
         status=status,
@@ -77,6 +84,7 @@ def _render(request: Request, error: SeauError) -> Response:
         detail=error.detail,
         request=request,
         headers=error.headers,
+        extensions=error.extensions,
     )
 
 
@@ -195,7 +203,14 @@ def problem_responses(*errors: type[SeauError]) -> dict[int | str, dict[str, Any
         status: {
             "model": Problem,
             "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
-            "description": "; ".join(f"`{e.code}`: {e.title}" for e in group),
+            "description": "; ".join(_describe(e) for e in group),
         }
         for status, group in sorted(by_status.items())
     }
+
+
+def _describe(error: type[SeauError]) -> str:
+    text = f"`{error.code}`: {error.title}"
+    if error.members:
+        text += " (members: " + ", ".join(f"`{m}`" for m in error.members) + ")"
+    return text

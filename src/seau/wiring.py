@@ -33,12 +33,20 @@ from seau.events.hook import PreUploadHook
 from seau.events.outbox import Wakeup
 from seau.events.service import WebhookService
 from seau.events.types import parse_event_types
+from seau.files.links import DownloadLinks
 from seau.files.service import FileService
 from seau.gc import ExtraStep, GcReport, collect
+from seau.quotas.service import Defaults, Quotas
 from seau.settings import Settings
 from seau.shares.service import ShareService
 from seau.storage import Store
-from seau.storage.factory import S3Options, open_staging, open_store, part_size_for
+from seau.storage.factory import (
+    S3Options,
+    open_download_links,
+    open_staging,
+    open_store,
+    part_size_for,
+)
 from seau.storage.staging import UploadStaging
 from seau.uploads.schemas import UploadLimits
 from seau.uploads.service import UploadService
@@ -66,6 +74,9 @@ class Parts:
     oidc: OidcVerifier | None
     """The identity provider's token verifier, started; None without SEAU_OIDC_ISSUER."""
     files: FileService
+    quotas: Quotas
+    links: DownloadLinks
+    """Download links: presigned by the store when it can, else signed by seau."""
     shares: ShareService
     uploads: UploadService | None
     """Resumable uploads; None exactly when ``staging`` is None."""
@@ -80,7 +91,7 @@ class Parts:
             store=self.store,
             grace=timedelta(seconds=self.settings.gc_grace_seconds),
             dry_run=dry_run,
-            extra_steps=_gc_steps(self.uploads),
+            extra_steps=_gc_steps(self.uploads, self.quotas),
         )
 
 
@@ -179,6 +190,13 @@ async def open_parts(settings: Settings, *, migrate: bool = False) -> AsyncItera
         pre_upload = _pre_upload_hook(settings)
         if pre_upload is not None:
             stack.push_async_callback(pre_upload.aclose)
+        quotas = Quotas(
+            sessions=sessions,
+            defaults=Defaults(
+                bytes=settings.default_quota_bytes, files=settings.default_quota_files
+            ),
+            db_timeout=settings.database_timeout_seconds,
+        )
         files = FileService(
             sessions=sessions,
             store=store,
@@ -187,6 +205,7 @@ async def open_parts(settings: Settings, *, migrate: bool = False) -> AsyncItera
             search_sessions=(None if search_engine is None else create_sessionmaker(search_engine)),
             on_event=wakeup,
             pre_upload=pre_upload,
+            quotas=quotas,
         )
         yield Parts(
             settings=settings,
@@ -217,6 +236,12 @@ async def open_parts(settings: Settings, *, migrate: bool = False) -> AsyncItera
             keys=keys,
             oidc=oidc,
             files=files,
+            quotas=quotas,
+            links=DownloadLinks(
+                secret=settings.load_secret_key(),
+                max_ttl=timedelta(seconds=settings.link_max_ttl_seconds),
+                store_links=open_download_links(store),
+            ),
             shares=ShareService(
                 sessions=sessions,
                 files=files,
@@ -232,6 +257,7 @@ async def open_parts(settings: Settings, *, migrate: bool = False) -> AsyncItera
                 staging=staging,
                 on_event=wakeup,
                 pre_upload=pre_upload,
+                quotas=quotas,
             ),
             webhooks=WebhookService(
                 sessions=sessions, db_timeout=settings.database_timeout_seconds
@@ -305,6 +331,7 @@ def _upload_service(
     staging: UploadStaging | None,
     on_event: Wakeup,
     pre_upload: PreUploadHook | None,
+    quotas: Quotas,
 ) -> UploadService | None:
     """Resumable uploads, when the store can stage them (not the memory store)."""
     if staging is None:
@@ -325,15 +352,21 @@ def _upload_service(
         db_timeout=settings.database_timeout_seconds,
         on_event=on_event,
         pre_upload=pre_upload,
+        quotas=quotas,
     )
 
 
-def _gc_steps(uploads: UploadService | None) -> list[tuple[str, ExtraStep]]:
-    """Reconciler steps of the optional features: expired resumable uploads."""
+def _gc_steps(uploads: UploadService | None, quotas: Quotas) -> list[tuple[str, ExtraStep]]:
+    """Reconciler steps of the optional features: expired resumable uploads (their
+    reservations go with them), then the reservations of uploads a killed process
+    left, older than the grace period."""
 
     async def expired_uploads(cutoff: datetime, dry_run: bool) -> int:
         if uploads is None:
             return 0
         return await uploads.reclaim(older_than=cutoff, dry_run=dry_run)
 
-    return [("expired_uploads", expired_uploads)]
+    async def stale_reservations(cutoff: datetime, dry_run: bool) -> int:
+        return await quotas.release_stale(before=cutoff, dry_run=dry_run)
+
+    return [("expired_uploads", expired_uploads), ("stale_reservations", stale_reservations)]

@@ -248,6 +248,8 @@ def test_sign_up_upload_two_files_download_rename_and_delete(
         assert seen == sorted(seen)
         assert seen[-1] == 100
     expect(page.locator("#file-rows > tr")).to_have_count(2)
+    # What the files use (GET /api/v1/usage), no quota set.
+    expect(page.locator("#usage")).to_have_text("Using 12 MiB · 2 files")
     expect(file_row(page, "big.bin")).to_contain_text("12 MiB")
     expect(file_row(page, "notes.txt")).to_contain_text("text/plain")
     assert names_on_server(server, token_of(page)) == ["big.bin", "notes.txt"]
@@ -279,6 +281,7 @@ def test_sign_up_upload_two_files_download_rename_and_delete(
     expect(file_row(page, "minutes.txt")).to_have_count(0)
     expect(page.locator("#file-rows > tr")).to_have_count(1)
     assert names_on_server(server, token_of(page)) == ["big.bin"]
+    expect(page.locator("#usage")).to_have_text("Using 12 MiB · 1 file")
 
 
 def test_a_file_over_the_size_limit_fails_on_its_own_row(

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from seau.db.base import utcnow
-from seau.db.models import User
+from seau.db.models import OwnerUsage, User
 from seau.errors import InvalidSubject
 
 MAX_SUBJECT_LENGTH = 255
@@ -36,6 +36,13 @@ def check_subject(subject: str) -> str:
     if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in subject):
         raise InvalidSubject("a subject has no control characters")
     return subject
+
+
+def new_usage(owner_id: uuid.UUID) -> OwnerUsage:
+    """The quota usage row of a new owner (`seau.quotas`): nothing used yet."""
+    return OwnerUsage(
+        owner_id=owner_id, used_bytes=0, used_files=0, reserved_bytes=0, reserved_files=0
+    )
 
 
 def _clip(value: str | None, length: int) -> str | None:
@@ -71,6 +78,8 @@ async def owner_for(
                 created_at=utcnow(),
             )
         )
+        # Its quota usage row, with it: the first uploads need not make it.
+        session.add(new_usage(owner_id))
         await session.commit()
     except IntegrityError:
         await session.rollback()

@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from seau.auth.emails import normalize_email
+from seau.auth.owners import new_usage
 from seau.auth.passwords import PasswordHashing, check_new_password
 from seau.auth.throttle import SignInGuard, SignUpGuard, client_key
 from seau.auth.tokens import TokenSigner
@@ -79,6 +80,9 @@ class AuthService:
         async with self._unit() as session:
             session.add(user)
             try:
+                await session.flush()
+                # Its quota usage row, with it: the first uploads need not make it.
+                session.add(new_usage(user_id))
                 await session.commit()
             except IntegrityError:
                 raise EmailTaken() from None

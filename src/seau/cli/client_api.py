@@ -374,7 +374,12 @@ class Api:
             headers |= {"Range": f"bytes={kept}-", "If-Range": f'"{file.sha256}"'}
         url = f"/api/v1/files/{file.id}/content"
         try:
-            async with self._client.stream("GET", url, headers=headers) as response:
+            # A server that redirects downloads (SEAU_DOWNLOAD_REDIRECT) answers 307 to
+            # a download link, on S3 a presigned URL: followed with the same Range and
+            # If-Range, and without the token when the link is on another host.
+            async with self._client.stream(
+                "GET", url, headers=headers, follow_redirects=True
+            ) as response:
                 if not response.is_success:
                     await response.aread()
                     raise self._api_error(response, authenticated=True)

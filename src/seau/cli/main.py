@@ -16,7 +16,14 @@ from rich.table import Table
 from rich.text import Text
 
 from seau import __version__
-from seau.cli import admin_webhooks, client, client_shares, client_tokens
+from seau.cli import (
+    admin_quotas,
+    admin_webhooks,
+    client,
+    client_shares,
+    client_tokens,
+    client_usage,
+)
 from seau.cli.client_tokens import parse_duration, parse_scope_list
 from seau.errors import ConfigurationError
 from seau.settings import Settings, load_settings
@@ -48,6 +55,8 @@ client.register(app)
 client_tokens.register(app)
 client_shares.register(app)
 admin_webhooks.register(app)
+admin_quotas.register(app)
+client_usage.register(app)
 
 err = Console(stderr=True)
 out = Console()

@@ -349,3 +349,48 @@ class Share(Base):
     # Raised by a conditional UPDATE, never past `max_downloads`.
     downloads: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class OwnerUsage(Base):
+    """What an owner stores and has reserved, and the quotas an admin set for them
+    (`seau.quotas`). Made on the owner's first upload (or by migration 0008, from
+    their ready files); every change is a conditional UPDATE of this one row, so
+    that concurrent uploads on any instances never pass the quota together."""
+
+    __tablename__ = "owner_usage"
+    __table_args__ = (MYSQL_TABLE_ARGS,)
+
+    owner_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("user_account.id", ondelete="CASCADE"), primary_key=True
+    )
+    # The sizes and count of the owner's ready files.
+    used_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    used_files: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The sum of the owner's reservations (`QuotaReservation`).
+    reserved_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    reserved_files: Mapped[int] = mapped_column(BigInteger, default=0)
+    # An admin's override; NULL: the server's default (`SEAU_DEFAULT_QUOTA_*`). 0: none.
+    quota_bytes: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    quota_files: Mapped[int | None] = mapped_column(BigInteger, default=None)
+
+
+class QuotaReservation(Base):
+    """Room held for one upload in flight, from before its first byte is stored
+    until its file is ready (then it becomes usage) or the upload fails. Its id is
+    the file's (a plain upload) or the resumable upload's, which lives as long as
+    the upload row; `seau gc` releases what a killed process left."""
+
+    __tablename__ = "quota_reservation"
+    __table_args__ = (
+        Index("ix_quota_reservation_created_at", "created_at"),
+        Index("ix_quota_reservation_owner_id", "owner_id"),
+        MYSQL_TABLE_ARGS,
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    owner_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("user_account.id", ondelete="CASCADE")
+    )
+    bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    files: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

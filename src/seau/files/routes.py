@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.requests import ClientDisconnect
 
 from seau.auth.principal import Principal
 from seau.db.models import UserFile
-from seau.deps import FilesDep, FilesReader, FilesWriter, SettingsDep
+from seau.deps import FilesDep, FilesReader, FilesWriter, LinksDep, SettingsDep
 from seau.errors import (
     BadRequest,
     ClientDisconnected,
@@ -21,11 +21,15 @@ from seau.errors import (
     InsufficientScope,
     InvalidCursor,
     InvalidFileName,
+    InvalidLink,
     InvalidToken,
+    LinkExpired,
+    LinkNotFound,
     MalformedMultipart,
     NoFileInRequest,
     NotAuthenticated,
     PayloadTooLarge,
+    QuotaExceeded,
     RangeNotSatisfiable,
     RejectedByHook,
     StorageUnavailableError,
@@ -36,15 +40,25 @@ from seau.errors import (
     ValidationFailed,
 )
 from seau.files.http import Conditions, disposition_for, plan_download
+from seau.files.links import LINKS_PATH
 from seau.files.multipart import MultipartLimits, MultipartReader, parse_boundary
-from seau.files.schemas import FileList, FileRead, FileRename, UploadResult
+from seau.files.schemas import (
+    FileList,
+    FileRead,
+    FileRename,
+    LinkCreate,
+    LinkCreated,
+    UploadResult,
+)
 from seau.files.service import MAX_QUERY_LENGTH, NewFile, SortKey
 from seau.limits import streams_body
 from seau.problems import problem_responses
+from seau.proxy import public_url
 from seau.settings import Settings
 from seau.storage import ByteStream
 
 router = APIRouter(prefix="/api/v1/files", tags=["files"])
+links_router = APIRouter(prefix=LINKS_PATH.rstrip("/"), tags=["download links"])
 
 AUTH_ERRORS = (NotAuthenticated, InvalidToken, TokenExpired, InsufficientScope, SubjectRequired)
 UNAVAILABLE = (StorageUnavailableError, DatabaseUnavailable)
@@ -104,6 +118,7 @@ def _declared_length(request: Request) -> int | None:
         InvalidFileName,
         PayloadTooLarge,
         TooManyFiles,
+        QuotaExceeded,
         UnsupportedMediaType,
         ValidationFailed,
         RejectedByHook,
@@ -261,15 +276,25 @@ _DOWNLOAD_RESPONSES: dict[int | str, dict[str, object]] = {
     200: {"content": {"*/*": {"schema": _BYTES}}, "description": "The bytes."},
     206: {"content": {"*/*": {"schema": _BYTES}}, "description": "One byte range."},
     304: {"description": "`If-None-Match` matched the ETag."},
+    307: {
+        "description": "`redirect`: to a download link (`Location`), valid for "
+        "`SEAU_LINK_MAX_TTL_SECONDS`."
+    },
     **problem_responses(
         *AUTH_ERRORS, FileNotFound, RangeNotSatisfiable, ValidationFailed, *UNAVAILABLE
     ),
 }
 _DOWNLOAD_DESCRIPTION = (
     "Streams the bytes. Supports one `Range`, `If-None-Match` and `If-Range` "
-    "(ETag = quoted SHA-256). `disposition=inline` is honoured only for safe media types."
+    "(ETag = quoted SHA-256). `disposition=inline` is honoured only for safe media types. "
+    "With `redirect=true` (the default when `SEAU_DOWNLOAD_REDIRECT` is on), a GET "
+    "answers 307 to a download link instead, so the bytes can come from the bucket."
 )
 Disposition = Annotated[Literal["attachment", "inline"], Query()]
+Redirect = Annotated[
+    bool | None,
+    Query(description="307 to a download link; default `SEAU_DOWNLOAD_REDIRECT`."),
+]
 
 
 def _header(name: str, description: str) -> dict[str, object]:
@@ -300,8 +325,27 @@ async def download(
     file_id: str,
     caller: FilesReader,
     files: FilesDep,
+    links: LinksDep,
+    settings: SettingsDep,
     disposition: Disposition = "attachment",
+    redirect: Redirect = None,
 ) -> Response:
+    if settings.download_redirect if redirect is None else redirect:
+        row = await files.get(owner_id=caller.owner, file_id=file_id)
+        link = await links.issue(
+            row,
+            lifetime=links.max_ttl,
+            inline=disposition_for(row.content_type, want_inline=disposition == "inline"),
+        )
+        # The link itself is the credential: no cache keeps it, no Referer carries it on.
+        return Response(
+            status_code=307,
+            headers={
+                "Location": _absolute(request, link.url),
+                "Cache-Control": "no-store",
+                "Referrer-Policy": "no-referrer",
+            },
+        )
     return await _content(request, file_id, caller, files, disposition, with_body=True)
 
 
@@ -333,19 +377,36 @@ async def _content(
     with_body: bool,
 ) -> Response:
     row = await files.get(owner_id=caller.owner, file_id=file_id)
+    return await _serve(
+        request, row, files, want_inline=disposition == "inline", with_body=with_body
+    )
+
+
+async def _serve(
+    request: Request,
+    row: UserFile,
+    files: FilesDep,
+    *,
+    want_inline: bool,
+    with_body: bool,
+    extra_headers: dict[str, str] | None = None,
+) -> Response:
+    """A ready file's bytes (or headers) with the download headers: for the owner's
+    API and for the download links seau signs itself."""
     assert row.sha256 is not None  # ready rows always have one
     plan = plan_download(
         name=row.name,
         size=row.size,
         sha256=row.sha256,
         updated_at=row.updated_at,
-        inline=disposition_for(row.content_type, want_inline=disposition == "inline"),
+        inline=disposition_for(row.content_type, want_inline=want_inline),
         conditions=Conditions(
             if_none_match=_field(request, "if-none-match"),
             if_range=_field(request, "if-range"),
             range=_field(request, "range"),
         ),
     )
+    plan.headers.update(extra_headers or {})
     if plan.status == 304:
         return Response(status_code=304, headers=plan.headers)
     if not with_body:
@@ -375,3 +436,111 @@ async def _relay(stream: ByteStream) -> AsyncIterator[bytes]:
             yield chunk
     finally:
         await stream.aclose()
+
+
+# -- download links ------------------------------------------------------------
+
+
+def _absolute(request: Request, url: str) -> str:
+    """A store's presigned URL as it is; a seau path under `SEAU_PUBLIC_URL` when set."""
+    return public_url(request, url) if url.startswith("/") else url
+
+
+@router.post(
+    "/{file_id}/link",
+    response_model=LinkCreated,
+    responses=problem_responses(
+        *AUTH_ERRORS, FileNotFound, InvalidLink, ValidationFailed, *UNAVAILABLE
+    ),
+    summary="A short-lived download link",
+    description="A URL that downloads the file without a token until `expires_at` "
+    "(at most `SEAU_LINK_MAX_TTL_SECONDS`, the default `expires_in`). On S3 a presigned "
+    "GET, so the bytes come from the bucket; on the local store a URL of seau's, signed "
+    "with its secret key, that honours `Range`, `If-None-Match`, `If-Range` and `HEAD`. "
+    "Either way the file's safe content type and a `Content-Disposition` with its name; "
+    "`inline` only for safe media types. Anyone holding the URL can use it.",
+)
+async def create_link(
+    request: Request,
+    file_id: str,
+    caller: FilesReader,
+    files: FilesDep,
+    links: LinksDep,
+    body: LinkCreate | None = None,
+) -> LinkCreated:
+    body = body or LinkCreate()
+    lifetime = links.lifetime(body.expires_in)
+    row = await files.get(owner_id=caller.owner, file_id=file_id)
+    link = await links.issue(
+        row,
+        lifetime=lifetime,
+        inline=disposition_for(row.content_type, want_inline=body.disposition == "inline"),
+    )
+    return LinkCreated(url=_absolute(request, link.url), expires_at=link.expires_at)
+
+
+_LINK_RESPONSES: dict[int | str, dict[str, object]] = {
+    200: {"content": {"*/*": {"schema": _BYTES}}, "description": "The bytes."},
+    206: {"content": {"*/*": {"schema": _BYTES}}, "description": "One byte range."},
+    304: {"description": "`If-None-Match` matched the ETag."},
+    **problem_responses(
+        LinkNotFound,
+        LinkExpired,
+        FileNotFound,
+        RangeNotSatisfiable,
+        ValidationFailed,
+        *UNAVAILABLE,
+    ),
+}
+_LINK_DESCRIPTION = (
+    "A download link seau signed (from `POST /api/v1/files/{id}/link` on the local store), "
+    "served with the API's download headers: one `Range`, `If-None-Match`, `If-Range`. "
+    "A link seau did not sign answers 404 `link_not_found`, an expired one 410 "
+    "`link_expired`, one whose file was deleted 404 `file_not_found`."
+)
+LinkToken = Annotated[str, Path(max_length=256, description="The signed link.")]
+# Like a share link, the URL is the credential: keep it out of Referer headers.
+_LINK_HEADERS = {"Referrer-Policy": "no-referrer"}
+
+
+@links_router.get(
+    "/{token}",
+    response_class=StreamingResponse,
+    responses=_LINK_RESPONSES,
+    openapi_extra=_DOWNLOAD_HEADERS,
+    summary="Download through a link",
+    description=_LINK_DESCRIPTION,
+)
+async def link_content(
+    request: Request, token: LinkToken, files: FilesDep, links: LinksDep
+) -> Response:
+    return await _link(request, token, files, links, with_body=True)
+
+
+@links_router.head(
+    "/{token}",
+    response_class=Response,
+    responses=_LINK_RESPONSES,
+    openapi_extra=_DOWNLOAD_HEADERS,
+    summary="A link's download headers, without the bytes",
+    description=_LINK_DESCRIPTION,
+)
+async def link_content_head(
+    request: Request, token: LinkToken, files: FilesDep, links: LinksDep
+) -> Response:
+    return await _link(request, token, files, links, with_body=False)
+
+
+async def _link(
+    request: Request, token: str, files: FilesDep, links: LinksDep, *, with_body: bool
+) -> Response:
+    claims = links.verify(token)
+    row = await files.get(owner_id=claims.owner_id, file_id=str(claims.file_id))
+    return await _serve(
+        request,
+        row,
+        files,
+        want_inline=claims.inline,
+        with_body=with_body,
+        extra_headers=_LINK_HEADERS,
+    )

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -33,6 +34,29 @@ class FileRename(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=1024)
+
+
+class LinkCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    expires_in: int | None = Field(
+        default=None,
+        ge=1,
+        description="Seconds the link lasts; at most (and by default) `SEAU_LINK_MAX_TTL_SECONDS`.",
+    )
+    disposition: Literal["attachment", "inline"] = Field(
+        default="attachment",
+        description="`inline` is honoured only for safe media types (images, PDF, plain "
+        "text, audio, video); anything else downloads as an attachment.",
+    )
+
+
+class LinkCreated(BaseModel):
+    url: str = Field(
+        description="Absolute (presigned by S3), or a path on this server when "
+        "`SEAU_PUBLIC_URL` is not set. Anyone holding it can download until `expires_at`."
+    )
+    expires_at: datetime
 
 
 def file_event_data(row: object) -> dict[str, object]:

@@ -58,6 +58,8 @@ from seau.files.keys import key_for
 from seau.files.meter import ByteMeter
 from seau.files.names import guess_content_type, validate_file_name
 from seau.files.schemas import file_event_data
+from seau.quotas import ledger
+from seau.quotas.service import Held, Quotas
 from seau.storage import ByteStream, ObjectNotFound, StorageUnavailable, Store
 
 log = logging.getLogger("seau.files")
@@ -114,12 +116,15 @@ class FileService:
         search_timeout: float = SEARCH_TIMEOUT_SECONDS,
         on_event: Callable[[], None] | None = None,
         pre_upload: PreUpload | None = None,
+        quotas: Quotas | None = None,
     ) -> None:
         """``search_sessions``: where name searches run (SQLite's reader connection,
         `seau.db.engine.create_search_engine`); ``sessions`` when None. ``on_event``
         is called after each commit that wrote an event (`seau.events.outbox.Wakeup`).
         ``pre_upload`` is asked before each file is stored and raises to refuse it
-        (`seau.events.hook`)."""
+        (`seau.events.hook`). ``quotas`` holds each upload's room (unlimited
+        quotas, usage still counted, when None)."""
+        self._quotas = quotas or Quotas(sessions=sessions, db_timeout=db_timeout)
         self._on_event = on_event or _nothing
         self._pre_upload = pre_upload
         self._db_timeout = db_timeout
@@ -165,9 +170,13 @@ class FileService:
             size=0,
             state=FileState.READY,
         )
+        # Room in the owner's quota first, before a byte is stored: all of it when
+        # the size is announced, else some ahead of the bytes, grown as they come.
+        held = await self._quotas.reserve(owner_id=owner_id, reservation_id=file_id, size=size)
         inserting = False
+        gated = self._quotas.gate(held, data)
         try:
-            metered = ByteMeter(data, limit=max_bytes, sha256=hashlib.sha256())
+            metered = ByteMeter(gated, limit=max_bytes, sha256=hashlib.sha256())
             await storage_call(self._store.put(row.object_key, metered, content_type=content_type))
             stored = await storage_call(self._store.head(row.object_key))
             if stored.size != metered.size:
@@ -180,7 +189,7 @@ class FileService:
             row.created_at = row.updated_at = utcnow()
             inserting = True
             async with self._unit() as session:
-                await _insert_row(session, row=row)
+                await _insert_row(session, row=row, held=held)
             self._on_event()
         except BaseException:
             # Nothing of a failed upload may survive. Once the insert was sent the
@@ -190,8 +199,18 @@ class FileService:
                 await self.discard([row])
             else:
                 await self._forget_object(row)
+            await self._release(held)
             raise
+        finally:
+            await gated.aclose()
         return row
+
+    async def _release(self, held: Held) -> None:
+        """Best effort: what a failed upload held goes back (else `seau gc` does it)."""
+        try:
+            await asyncio.shield(self._quotas.release(held.id))
+        except Exception:
+            log.warning("could not release the quota held by upload %s", held.id, exc_info=True)
 
     async def upload_many(
         self,
@@ -269,6 +288,7 @@ class FileService:
             for row in gone:
                 await _record(session, EventType.FILE_DELETED, row)
             await session.execute(delete(UserFile).where(UserFile.owner_id == owner_id))
+            await ledger.recount(session, owner_id)
             await session.commit()
         self._on_event()
         await self._delete_objects(late)
@@ -328,7 +348,9 @@ class FileService:
         # object delete then fails, the orphan is the reconciler's to remove.
         async with self._unit() as session:
             row = await self._owned(session, owner_id=owner_id, file_id=file_id)
-            await session.execute(delete(UserFile).where(UserFile.id == row.id))
+            result = await session.execute(delete(UserFile).where(UserFile.id == row.id))
+            if result.rowcount:  # type: ignore[attr-defined]
+                await ledger.forget_file(session, owner_id=row.owner_id, size=row.size)
             await _record(session, EventType.FILE_DELETED, row)
             await session.commit()
         self._on_event()
@@ -473,13 +495,15 @@ _FILE_TABLE = UserFile.metadata.tables[UserFile.__tablename__]
 _INSERT_FILE = insert(_FILE_TABLE)
 
 
-async def _insert_row(session: AsyncSession, *, row: UserFile) -> None:
+async def _insert_row(session: AsyncSession, *, row: UserFile, held: Held) -> None:
     # One prepared Core insert of the table rather than `session.add` or an ORM
     # insert: the row is complete, and the ORM's bookkeeping was about 8 % of a
     # small upload's event-loop samples in a profile.
     values = {column.key: getattr(row, column.key) for column in _FILE_TABLE.columns}
     await session.execute(_INSERT_FILE, values)
     await _record(session, EventType.FILE_READY, row)
+    # Last: the owner's usage row stays locked only until the commit.
+    await ledger.settle(session, reservation_id=held.id, owner_id=row.owner_id, size=row.size)
     await session.commit()
 
 
@@ -487,6 +511,8 @@ async def _undo_row(session: AsyncSession, *, row: UserFile) -> None:
     """Delete the row of a file being undone, and its `file.ready` with it while no
     receiver has it; once one has, the undo is told as a `file.deleted`."""
     result = await session.execute(delete(UserFile).where(UserFile.id == row.id))
+    if result.rowcount:  # type: ignore[attr-defined]
+        await ledger.forget_file(session, owner_id=row.owner_id, size=row.size)
     if result.rowcount and not await outbox.withdraw(session, resource_id=row.id):  # type: ignore[attr-defined]
         await _record(session, EventType.FILE_DELETED, row)
     await session.commit()

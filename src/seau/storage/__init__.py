@@ -5,10 +5,11 @@ one module that names the concrete stores and staging implementations.
 """
 
 from seau.storage.errors import InvalidKey, ObjectNotFound, StorageError, StorageUnavailable
-from seau.storage.protocol import ByteStream, ObjectInfo, Store, probe
+from seau.storage.protocol import ByteStream, DownloadLinks, ObjectInfo, Store, probe
 
 __all__ = [
     "ByteStream",
+    "DownloadLinks",
     "InvalidKey",
     "ObjectInfo",
     "ObjectNotFound",

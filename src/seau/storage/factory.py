@@ -15,12 +15,13 @@ from urllib.parse import unquote, urlsplit
 from seau.storage.local import LocalFileStore
 from seau.storage.local_staging import LocalUploadStaging
 from seau.storage.memory import MemoryObjectStore
-from seau.storage.protocol import Store
+from seau.storage.protocol import DownloadLinks, Store
 from seau.storage.s3 import ObstoreS3Store, S3Options, part_size_for
+from seau.storage.s3_links import S3DownloadLinks
 from seau.storage.s3_staging import S3UploadStaging
 from seau.storage.staging import UploadStaging
 
-__all__ = ["S3Options", "open_staging", "open_store", "part_size_for"]
+__all__ = ["S3Options", "open_download_links", "open_staging", "open_store", "part_size_for"]
 
 _SUPPORTED = "file:///ABSOLUTE/PATH, a plain path, s3://BUCKET[/PREFIX] or memory://"
 
@@ -72,6 +73,14 @@ def open_staging(store: Store) -> UploadStaging | None:
         return LocalUploadStaging(store.directory)
     if isinstance(store, ObstoreS3Store):
         return S3UploadStaging(store.options)
+    return None
+
+
+def open_download_links(store: Store) -> DownloadLinks | None:
+    """The capability of ``store`` to sign URLs that fetch objects straight from it
+    (S3's presigned GETs), or None: seau then serves its download links itself."""
+    if isinstance(store, ObstoreS3Store):
+        return S3DownloadLinks(store.options)
     return None
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
 
@@ -69,6 +69,26 @@ class Store(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+class DownloadLinks(Protocol):
+    """A store's optional capability: URLs that fetch an object from the store itself."""
+
+    async def presign_get(
+        self,
+        key: str,
+        *,
+        expires_in: timedelta,
+        content_type: str,
+        content_disposition: str,
+    ) -> str | None:
+        """A URL that answers a GET of ``key`` for ``expires_in`` with these
+        ``Content-Type`` and ``Content-Disposition`` headers, whoever holds it.
+
+        None when the store has no credentials to sign with. Raises
+        ``StorageUnavailable`` when signing fails otherwise.
+        """
+        ...
 
 
 async def probe(store: Store) -> None:

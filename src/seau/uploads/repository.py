@@ -8,6 +8,7 @@ its lease changes nothing (see `seau.uploads.lease`).
 
 from __future__ import annotations
 
+import enum
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,6 +21,7 @@ from seau.events import outbox
 from seau.events.types import EventType
 from seau.files.keys import key_for
 from seau.files.schemas import file_event_data
+from seau.quotas import ledger
 from seau.storage.staging import Part, Staged, StaleStaging
 
 
@@ -47,9 +49,21 @@ def staged_of(row: Upload, parts: tuple[Part, ...] = ()) -> Staged:
     )
 
 
-async def add(session: AsyncSession, row: Upload, *, max_active: int) -> bool:
-    """Insert ``row`` unless its owner has ``max_active`` unfinished, unexpired
-    uploads already (then False, and nothing written).
+class Added(enum.Enum):
+    ADDED = "added"
+    TOO_MANY = "too_many"
+    OVER_QUOTA = "over_quota"
+    NO_USAGE_ROW = "no_usage_row"
+    """The owner has no usage row yet: make it (`ledger.ensure_row`), then again."""
+
+
+async def add(
+    session: AsyncSession, row: Upload, *, max_active: int, quota: ledger.Defaults
+) -> Added:
+    """Insert ``row`` and its quota reservation (its `length`, or none of its bytes
+    while the length is deferred: they are reserved as they come), unless its owner
+    has ``max_active`` unfinished, unexpired uploads already or the upload does not
+    fit in the quota (then nothing is written).
 
     The owner's account row is locked first (`FOR UPDATE` on MariaDB and
     PostgreSQL; SQLite's one connection runs one unit at a time), so two
@@ -70,10 +84,21 @@ async def add(session: AsyncSession, row: Upload, *, max_active: int) -> bool:
     )
     if (active or 0) >= max_active:
         await session.rollback()
-        return False
+        return Added.TOO_MANY
+    outcome = await ledger.reserve(
+        session,
+        owner_id=row.owner_id,
+        reservation_id=row.id,
+        bytes=row.length or 0,
+        defaults=quota,
+        now=row.created_at,
+    )
+    if outcome is not ledger.Outcome.RESERVED:
+        await session.rollback()
+        return Added.OVER_QUOTA if outcome is ledger.Outcome.OVER else Added.NO_USAGE_ROW
     session.add(row)
     await session.commit()
-    return True
+    return Added.ADDED
 
 
 async def owned(
@@ -213,6 +238,8 @@ async def finish(
         return False
     await session.execute(delete(UploadPart).where(UploadPart.upload_id == upload_id))
     session.add(file)
+    await session.flush()
+    await ledger.settle(session, reservation_id=upload_id, owner_id=row.owner_id, size=file.size)
     await outbox.record(
         session,
         type=EventType.FILE_READY,
@@ -227,7 +254,11 @@ async def finish(
 async def delete_upload(session: AsyncSession, upload_id: uuid.UUID, *, token: str) -> None:
     """Delete the row (its lease with it) if ``token`` still holds it."""
     await session.execute(delete(UploadPart).where(UploadPart.upload_id == upload_id))
-    await session.execute(delete(Upload).where(Upload.id == upload_id, Upload.lease_token == token))
+    result = await session.execute(
+        delete(Upload).where(Upload.id == upload_id, Upload.lease_token == token)
+    )
+    if result.rowcount:  # type: ignore[attr-defined]
+        await ledger.release(session, upload_id)
     await session.commit()
 
 
@@ -239,6 +270,7 @@ async def expire(session: AsyncSession, row: Upload, *, token: str) -> None:
         delete(Upload).where(Upload.id == row.id, Upload.lease_token == token)
     )
     if result.rowcount:  # type: ignore[attr-defined]
+        await ledger.release(session, row.id)
         await outbox.record(
             session,
             type=EventType.UPLOAD_EXPIRED,

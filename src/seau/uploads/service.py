@@ -34,6 +34,7 @@ from seau.db.unit import DEFAULT_TIMEOUT_SECONDS, unit_of_work
 from seau.errors import StorageUnavailableError, storage_call
 from seau.events.hook import PreUpload, Proposed
 from seau.files.names import DEFAULT_NAME, guess_content_type, validate_file_name
+from seau.quotas.service import Held, Quotas
 from seau.storage import ObjectNotFound, StorageUnavailable, Store
 from seau.storage.errors import StagingLost
 from seau.storage.staging import Staged, UploadStaging
@@ -70,9 +71,12 @@ class UploadService:
         db_timeout: float = DEFAULT_TIMEOUT_SECONDS,
         on_event: Callable[[], None] | None = None,
         pre_upload: PreUpload | None = None,
+        quotas: Quotas | None = None,
     ) -> None:
         """``on_event`` is called after each commit that wrote an event;
-        ``pre_upload`` is asked before an upload is created and raises to refuse it."""
+        ``pre_upload`` is asked before an upload is created and raises to refuse it;
+        ``quotas`` holds each upload's room (unlimited, usage still counted, when None)."""
+        self._quotas = quotas or Quotas(sessions=sessions, db_timeout=db_timeout)
         self._on_event = on_event or (lambda: None)
         self._pre_upload = pre_upload
         self._sessions = sessions
@@ -130,13 +134,24 @@ class UploadService:
             created_at=now,
             updated_at=now,
         )
-        async with self._unit() as session:
-            added = await repository.add(session, row, max_active=self.limits.max_active)
-        if not added:
+        # The upload row and its room in the quota (all of `Upload-Length`) go in
+        # together; a second try follows the owner's usage row's making.
+        for _ in range(2):
+            async with self._unit() as session:
+                added = await repository.add(
+                    session, row, max_active=self.limits.max_active, quota=self._quotas.defaults
+                )
+            if added is not repository.Added.NO_USAGE_ROW:
+                break
+            await self._quotas.ensure_row(owner_id)
+        if added is repository.Added.TOO_MANY:
             raise TooManyActiveUploads(
                 f"at most {self.limits.max_active} unfinished uploads at once; "
                 "finish or terminate one first"
             )
+        if added is not repository.Added.ADDED:
+            usage = await self._quotas.usage(owner_id)
+            raise usage.refusal(bytes=length or 0, files=1)
         if token is None:
             return UploadStatus.of(row)
         lease = self._lease(row.id, token)
@@ -263,6 +278,14 @@ class UploadService:
         length, room = self.limits.room(
             length=row.length, offset=row.upload_offset, new_length=new_length, declared=declared
         )
+        if row.length is None:
+            # A deferred length: the bytes are reserved as they come, or all at once
+            # when this request tells the length (before any of them is read).
+            held = Held(id=row.id, owner_id=row.owner_id, bytes=row.upload_offset)
+            if length is not None:
+                await self._quotas.resize(held, length)
+            else:
+                data = self._quotas.gate(held, data, offset=row.upload_offset)
 
         # An upload's staging area opens with its first bytes, and its handle is
         # recorded with them, in the same commit: no round trip of its own.

@@ -1006,7 +1006,26 @@ function refreshList() {
   else loadList();
 }
 
+// What the files use of the quotas (GET /usage), under the list's title; refreshed
+// with the list, so that uploads and deletes show in it.
+async function loadUsage() {
+  try {
+    const usage = await (await api("/usage")).json();
+    const files = plural(usage.used_files, "file");
+    let text = usage.quota_bytes
+      ? `Using ${formatSize(usage.used_bytes)} of ${formatSize(usage.quota_bytes)}`
+      : `Using ${formatSize(usage.used_bytes)}`;
+    text += usage.quota_files ? ` · ${files} of ${usage.quota_files}` : ` · ${files}`;
+    if (usage.reserved_bytes) text += ` · ${formatSize(usage.reserved_bytes)} uploading`;
+    $("usage").textContent = text;
+    $("usage").hidden = false;
+  } catch {
+    $("usage").hidden = true; // the list says what went wrong
+  }
+}
+
 async function loadList() {
+  loadUsage();
   list.stale = false;
   const seq = ++list.seq;
   const params = new URLSearchParams({ limit: String(list.limit), sort: list.sort });
@@ -1127,17 +1146,18 @@ async function downloadFile(item, row) {
   button.disabled = true;
   button.textContent = "Downloading…";
   try {
-    // The content route needs the bearer header, which a plain link cannot send:
-    // fetch the bytes, then hand them to the browser as a blob download.
-    const blob = await (await api(`/files/${encodeURIComponent(item.id)}/content`)).blob();
-    const url = URL.createObjectURL(blob);
-    const link = el("a", { attrs: { href: url, download: item.name } });
+    // The content route needs the bearer header, which a plain link cannot send; a
+    // download link carries its own short-lived authority instead. The browser follows
+    // it itself and streams the bytes to disk, so no part of the file sits in this
+    // page's memory, whatever its size (on S3 the bytes come straight from the bucket).
+    const path = `/files/${encodeURIComponent(item.id)}/link`;
+    const { url } = await (await api(path, { method: "POST", json: {} })).json();
+    const link = el("a", { attrs: { href: url, download: item.name, rel: "noopener noreferrer" } });
     link.hidden = true;
     document.body.append(link);
     link.click();
     link.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 60_000);
-    announce(`${item.name} downloaded.`);
+    announce(`Downloading ${item.name}.`);
   } catch (error) {
     const live = liveRow(item.id); // the list may have been rebuilt meanwhile
     if (live && !(error instanceof SessionExpired)) rowError(live, `Download failed. ${describe(error)}`);

@@ -1,0 +1,1 @@
+"""Per-owner quotas: usage, reservations of uploads in flight, admins' overrides."""
