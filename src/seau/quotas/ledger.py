@@ -7,7 +7,9 @@ PostgreSQL and MariaDB lock the row for the rest of the transaction, and SQLite 
 one writer at a time, so two uploads of one owner, on any instances, are counted one
 after the other and never pass the quota together. A reservation of known size is
 one conditional UPDATE (``... WHERE used + reserved + n <= quota``); one of unknown
-size (`extend`) locks the row, reads it and grows by what is left.
+size (`extend`) locks the row, reads it and grows by what is left. The usage row is
+locked last in every transaction (docs/decisions.md, "Lock order"), so that no two
+transactions can wait for each other through it.
 
 The row is made on the owner's first upload, from their ready files (migration 0008
 made it for every owner that existed then), by an insert that does nothing when
@@ -128,18 +130,8 @@ def _reserve_update() -> Update:
 
 _RESERVE = _reserve_update()
 _INSERT_HELD = insert(_HELD)
-_TAKEN = _reserve_update().returning(_USAGE.c.owner_id).cte("taken")
-_RESERVE_PG = insert(_HELD).from_select(
-    ["id", "owner_id", "bytes", "files", "created_at"],
-    select(
-        bindparam("p_id", type_=_HELD.c.id.type),
-        _TAKEN.c.owner_id,
-        _P_BYTES,
-        _P_FILES,
-        bindparam("p_created_at", type_=_HELD.c.created_at.type),
-    ),
-)
 _USAGE_OWNER = select(_USAGE.c.owner_id).where(_USAGE.c.owner_id == _P_OWNER)
+_HELD_BYTES = select(_HELD.c.bytes).where(_HELD.c.id == bindparam("p_id", type_=_HELD.c.id.type))
 
 
 async def reserve(
@@ -152,9 +144,25 @@ async def reserve(
     defaults: Defaults,
     now: datetime,
 ) -> Outcome:
-    """Hold ``bytes`` and ``files`` for an upload, if they fit: one conditional
-    UPDATE of the owner's row and the reservation's insert. Exactly reaching the
-    quota fits."""
+    """Hold ``bytes`` and ``files`` for an upload, if they fit: the reservation's
+    insert, then one conditional UPDATE of the owner's row (the caller rolls back
+    when it did not take). Exactly reaching the quota fits.
+
+    The owner's usage row is always the last row a transaction locks: the
+    reservation's insert takes a share lock on the owner's account (its foreign
+    key), and a tus creation locks that account before it reserves; taking the
+    usage row first here made a cycle with it (seen as deadlocks on PostgreSQL
+    and MariaDB under two instances)."""
+    await session.execute(
+        _INSERT_HELD,
+        {
+            "id": reservation_id,
+            "owner_id": owner_id,
+            "bytes": bytes,
+            "files": files,
+            "created_at": now,
+        },
+    )
     params = {
         "p_owner": owner_id,
         "p_bytes": bytes,
@@ -162,26 +170,7 @@ async def reserve(
         "p_default_bytes": defaults.bytes,
         "p_default_files": defaults.files,
     }
-    if session.get_bind().dialect.name == "postgresql":
-        # One statement: the reservation's row is inserted only if the UPDATE took.
-        result = await session.execute(
-            _RESERVE_PG, {**params, "p_id": reservation_id, "p_created_at": now}
-        )
-        reserved = bool(result.rowcount)  # type: ignore[attr-defined]
-    else:
-        reserved = bool((await session.execute(_RESERVE, params)).rowcount)  # type: ignore[attr-defined]
-        if reserved:
-            await session.execute(
-                _INSERT_HELD,
-                {
-                    "id": reservation_id,
-                    "owner_id": owner_id,
-                    "bytes": bytes,
-                    "files": files,
-                    "created_at": now,
-                },
-            )
-    if reserved:
+    if (await session.execute(_RESERVE, params)).rowcount:  # type: ignore[attr-defined]
         return Outcome.RESERVED
     found = await session.scalar(_USAGE_OWNER, {"p_owner": owner_id})
     return Outcome.OVER if found is not None else Outcome.NO_ROW
@@ -207,24 +196,34 @@ async def extend(
     Returns the bytes now held (`UNBOUNDED` when the owner has no byte quota and
     the size is still unknown), or None when the owner has no usage row yet;
     raises `QuotaExceeded` when ``at_least`` does not fit (the caller's transaction
-    is then to be rolled back: nothing was written)."""
+    is then to be rolled back). As in `reserve`, the reservation's row comes first
+    and the owner's row last. The reservation is this upload's alone (one request
+    at a time holds it), so it is read without a lock: a locking read of a missing
+    key would take a gap lock on MariaDB, which two inserts then deadlock on."""
+    found = (await session.execute(_HELD_BYTES, {"p_id": reservation_id})).first()
+    held = 0 if found is None else int(found.bytes)
+    if found is not None and held >= at_least and not (exact and held != wanted):
+        return held
+    new_files = files if found is None else 0
+    if found is None:
+        await session.execute(
+            _INSERT_HELD,
+            {
+                "id": reservation_id,
+                "owner_id": owner_id,
+                "bytes": 0,
+                "files": new_files,
+                "created_at": now,
+            },
+        )
     c = _USAGE.c
     row = (
         await session.execute(select(_USAGE).where(c.owner_id == owner_id).with_for_update())
     ).first()
     if row is None:
         return None
-    found = (
-        await session.execute(
-            select(_HELD.c.bytes).where(_HELD.c.id == reservation_id).with_for_update()
-        )
-    ).first()
-    held = 0 if found is None else int(found.bytes)
-    if found is not None and held >= at_least and not (exact and held != wanted):
-        return held
     usage = _usage_of(row, defaults)
     delta = wanted - held
-    new_files = files if found is None else 0
     unbounded = not usage.quota_bytes and not exact
     if unbounded:
         # No byte quota: nothing to hold ahead of the bytes, and no need to come back
@@ -241,20 +240,16 @@ async def extend(
         and usage.used_files + usage.reserved_files + new_files > usage.quota_files
     ):
         raise usage.refusal(bytes=0, files=new_files)
-    await session.execute(
-        update(_USAGE)
-        .where(c.owner_id == owner_id)
-        .values(
-            reserved_bytes=c.reserved_bytes + delta, reserved_files=c.reserved_files + new_files
-        )
-    )
-    if found is None:
+    if delta or new_files:
         await session.execute(
-            insert(_HELD).values(
-                id=reservation_id, owner_id=owner_id, bytes=delta, files=new_files, created_at=now
+            update(_USAGE)
+            .where(c.owner_id == owner_id)
+            .values(
+                reserved_bytes=c.reserved_bytes + delta,
+                reserved_files=c.reserved_files + new_files,
             )
         )
-    elif delta:
+    if delta:
         await session.execute(
             update(_HELD).where(_HELD.c.id == reservation_id).values(bytes=held + delta)
         )
