@@ -37,6 +37,7 @@ import psutil
 from obstore.store import LocalStore, S3Store
 
 import harness
+import peers
 import report
 from loads import (
     BenchError,
@@ -46,6 +47,7 @@ from loads import (
     KiB,
     MiB,
     ObstoreTarget,
+    PeerTarget,
     SeauTarget,
     Target,
     Timing,
@@ -112,6 +114,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "files+fsync exists for the local store only; 'none' for none)",
     )
     parser.add_argument(
+        "--peers",
+        default=",".join((*peers.S3_PEERS, *peers.LOCAL_PEERS)),
+        help="peer servers of ../shared/peers to run next to seau (default: all: "
+        "seed-node on S3, lean-python and null-node on the local store; 'none' for none)",
+    )
+    parser.add_argument(
         "--profile",
         action="store_true",
         help="py-spy every seau phase into bench/results/profiles/ (figures are then "
@@ -151,6 +159,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         parser.error("--stores must name local and/or s3")
     args.extra_env = dict(item.split("=", 1) for item in args.server_env)
     args.direct_list = [] if args.direct == "none" else args.direct.split(",")
+    args.peer_list = [] if args.peers == "none" else args.peers.split(",")
+    unknown = set(args.peer_list) - {*peers.S3_PEERS, *peers.LOCAL_PEERS}
+    if unknown:
+        parser.error(f"unknown peers {sorted(unknown)}")
     return args
 
 
@@ -283,6 +295,7 @@ def _record(
             "server_loop_pct": 100 * usage.server_threads.get("main", 0.0) / wall,
             "server_threads": usage.server_threads,
             "server_cpu_per_gib": usage.server_cpu / (timing.bytes / GiB) if timing.bytes else None,
+            "server_cpu_ms_per_op": 1000 * usage.server_cpu / timing.ops if timing.ops else None,
             "server_peak_rss_mib": usage.server_peak_rss_mib,
             "server_sampled_max_rss_mib": usage.server_sampled_max_rss_mib,
             "server_rss_before_mib": usage.server_rss_before_mib,
@@ -312,6 +325,7 @@ async def run_scenario(
     *,
     server: harness.SeauServer,
     direct: Sequence[Target],
+    peer_servers: Sequence[peers.PeerServer],
     store_pid: int | None,
     repeats: int,
     raw: bool,
@@ -327,8 +341,23 @@ async def run_scenario(
             )
             raw_target.share_auth(seau)
             targets.append(raw_target)
+        for peer in peer_servers:
+            targets.append(
+                PeerTarget(
+                    label=peer.label,
+                    url=peer.url,
+                    token=peer.token,
+                    corpus=ctx.corpus,
+                    concurrency=scenario.concurrency,
+                )
+            )
         seau_meter = harness.Meter(server_pid=server.pid, store_pid=store_pid)
         direct_meter = harness.Meter(server_pid=None, store_pid=store_pid)
+        # Each peer's process is metered like seau's: CPU per request compares servers.
+        meters = {
+            peer.label: harness.Meter(server_pid=peer.pid, store_pid=store_pid)
+            for peer in peer_servers
+        }
         # Warm-up, not recorded: connections, lazy imports, the code in the page cache.
         for target in targets:
             await run_cycle(
@@ -355,7 +384,7 @@ async def run_scenario(
                 await run_cycle(
                     ctx,
                     target,
-                    meter=seau_meter if is_seau else direct_meter,
+                    meter=seau_meter if is_seau else meters.get(target.label, direct_meter),
                     repeat=repeat,
                     base=base,
                     server_pid=server.pid if is_seau else None,
@@ -438,12 +467,15 @@ async def bench(
                 (directory / "seau").mkdir()
                 print(f"{store} {scenario.short}: starting seau", flush=True)
                 try:
-                    with harness.seau_server(
-                        env,
-                        cwd=directory,
-                        workers=args.workers,
-                        command=_absolute(shlex.split(args.seau_command)),
-                    ) as server:
+                    with (
+                        harness.seau_server(
+                            env,
+                            cwd=directory,
+                            workers=args.workers,
+                            command=_absolute(shlex.split(args.seau_command)),
+                        ) as server,
+                        contextlib.ExitStack() as stack,
+                    ):
                         libraries = harness.loaded_libraries(server.pid)
                         facts.setdefault("idle_rss", []).append(
                             {"store": store, "scenario": scenario.key}
@@ -469,9 +501,22 @@ async def bench(
                             native=args.native,
                             gil=args.gil,
                         )
+                        running = [
+                            stack.enter_context(
+                                peers.peer_server(
+                                    name,
+                                    cache=RESULTS / "peers",
+                                    workdir=directory / "peers",
+                                    s3_endpoint=endpoint,
+                                )
+                            )
+                            for name in args.peer_list
+                            if name in (peers.S3_PEERS if endpoint else peers.LOCAL_PEERS)
+                        ]
                         await run_scenario(
                             ctx,
                             server=server,
+                            peer_servers=running,
                             direct=direct_targets(
                                 store,
                                 directory=directory / "direct",
@@ -616,6 +661,18 @@ def render(
     add("")
     plot_name = args.output.with_suffix(".png").name
     add(f"![MiB/s by scenario, seau next to direct clients]({plot_name})\n")
+    add("## Per request: every server\n")
+    add(
+        "Requests per second and the server's CPU per request (user + system time of the "
+        "server's process tree over the phase, divided by its requests), for seau and the "
+        "peers of `../shared/peers/` in the same run: the course's design `seed-node` "
+        "(Express + multer + aws-sdk + MariaDB, S3 only), `lean-python` (the same durable "
+        "work as a seau request on Starlette, nothing else: Python's floor) and `null-node` "
+        "(node:http + busboy, no storage: the HTTP ceiling). The direct clients have no "
+        "server.\n"
+    )
+    out += report.per_request_table(grouped, stores=stores, scenarios=scenarios)
+    add("")
     add("## Targets\n")
     out += report.targets_table(report.targets(grouped))
     add("")
@@ -658,6 +715,12 @@ METHOD = """\
   `files+fsync` (local only): plain `os.write` of 1 MiB blocks in a worker thread, fsync,
   rename, fsync of the directory: the durability seau's local store promises, with no
   HTTP. Ratios are seau / obstore in the same repeat.
+- **Peers.** From `../shared/peers/`, copied to `bench/results/peers/` (`npm ci` there),
+  started fresh per scenario next to seau and driven by the same aiohttp client with the
+  same files (multipart field `file`; downloads hashed and checked): `seed-node` on the
+  same moto server with its own MariaDB database and user (`bench_seed_<pid>`, dropped
+  afterwards), `lean-python` writing under the scenario's directory, `null-node` in
+  memory. Their process's CPU is metered like seau's.
 - **Figures.** MiB/s and req/s are bytes or requests over the wall time of the whole phase;
   p50/p99 are per request (for `list`, the whole listing). Server CPU is user+system time
   of the `seau serve` process (all threads, including obstore's) over the phase, also per

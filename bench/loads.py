@@ -9,6 +9,9 @@ runner drives them all with the same sizes and concurrency:
   ``S3Store`` on the same moto server).
 - `DurableFilesTarget`: plain file writes + fsync of file and directory, i.e. the
   durability seau's local store gives, without HTTP.
+- `PeerTarget`: the peers of ``../shared/peers/`` (the course's design ``seed-node``,
+  ``null-node``, ``lean-python``) through their common files API, with the same
+  client as seau's.
 
 Downloads are hashed as they arrive and checked against the SHA-256 of what was
 uploaded, for every target.
@@ -288,6 +291,90 @@ async def _expect(response: aiohttp.ClientResponse, status: int) -> None:
         raise BenchError(
             f"{response.method} {response.url} answered {response.status}: {text[:500]}"
         )
+
+
+# -- peers over HTTP --------------------------------------------------------------------
+
+
+class PeerTarget:
+    """A peer server's files API (``POST /files`` multipart field ``file``, ``GET /files``,
+    ``GET /files/:id``, ``DELETE /files/:id``), driven exactly like `SeauTarget`.
+
+    The peers answer only the size (not every one computes a SHA-256), so uploads
+    are checked by size and every download by its hash, as for seau.
+    """
+
+    def __init__(
+        self, *, label: str, url: str, token: str, corpus: Corpus, concurrency: int
+    ) -> None:
+        self.label = label
+        self._url = url
+        self._corpus = corpus
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=max(concurrency, 1)),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=300),
+            auto_decompress=False,
+            read_bufsize=MiB,
+        )
+        self._headers = {"Authorization": f"Bearer {token}"}
+
+    async def upload(self, index: int, size: int) -> str:
+        boundary = secrets.token_hex(16)
+        head = (
+            f"--{boundary}\r\n"
+            f'Content-Disposition: form-data; name="file"; filename="f{index:06d}.bin"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        tail = f"\r\n--{boundary}--\r\n".encode()
+        headers = {
+            **self._headers,
+            "Content-Type": f"multipart/form-data; boundary={boundary}",
+            "Content-Length": str(len(head) + size + len(tail)),
+        }
+        body: bytes | AsyncIterator[bytes]
+        if size <= MiB:
+            body = head + self._corpus.data(index, size) + tail
+        else:
+            body = _stream_parts(head, self._corpus.blocks(index, size), tail)
+        async with self._session.post(f"{self._url}/files", data=body, headers=headers) as response:
+            await _expect(response, 201)
+            created = await response.json()
+        if created["size"] != size:
+            raise BenchError(f"{self.label} stored {created!r}, expected {size} bytes")
+        return str(created["id"])
+
+    async def list_all(self) -> int:
+        async with self._session.get(f"{self._url}/files", headers=self._headers) as response:
+            await _expect(response, 200)
+            return len(await response.json())
+
+    async def download(self, handle: str) -> tuple[str, int]:
+        digest = StreamHash()
+        async with self._session.get(
+            f"{self._url}/files/{handle}", headers=self._headers
+        ) as response:
+            await _expect(response, 200)
+            async for chunk in response.content.iter_any():
+                await digest.update(chunk)
+        return await digest.hexdigest(), digest.size
+
+    async def delete(self, handle: str) -> None:
+        async with self._session.delete(
+            f"{self._url}/files/{handle}", headers=self._headers
+        ) as response:
+            await _expect(response, 204)
+
+    async def close(self) -> None:
+        await self._session.close()
+
+
+async def _stream_parts(
+    head: bytes, blocks: Iterator[memoryview], tail: bytes
+) -> AsyncIterator[bytes]:
+    yield head
+    for block in blocks:
+        yield block  # type: ignore[misc]  # aiohttp writes any buffer
+    yield tail
 
 
 # -- direct clients ---------------------------------------------------------------------
