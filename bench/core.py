@@ -505,7 +505,7 @@ async def bench(
                             stack.enter_context(
                                 peers.peer_server(
                                     name,
-                                    cache=RESULTS / "peers",
+                                    cache=peers.CACHE,
                                     workdir=directory / "peers",
                                     s3_endpoint=endpoint,
                                 )
@@ -715,7 +715,7 @@ METHOD = """\
   `files+fsync` (local only): plain `os.write` of 1 MiB blocks in a worker thread, fsync,
   rename, fsync of the directory: the durability seau's local store promises, with no
   HTTP. Ratios are seau / obstore in the same repeat.
-- **Peers.** From `../shared/peers/`, copied to `bench/results/peers/` (`npm ci` there),
+- **Peers.** From `../shared/peers/`, copied to `~/.cache/seau-bench/peers/` (`npm ci` there),
   started fresh per scenario next to seau and driven by the same aiohttp client with the
   same files (multipart field `file`; downloads hashed and checked): `seed-node` on the
   same moto server with its own MariaDB database and user (`bench_seed_<pid>`, dropped

@@ -8,7 +8,8 @@
 - ``lean-python``: Starlette on uvicorn doing a seau request's durable work and
   nothing else: the floor of Python's cost per request.
 
-The peers' folders are read-only; each is copied under ``bench/results/peers/``
+The peers' folders are read-only; each is copied under ``~/.cache/seau-bench/peers/``
+(``$XDG_CACHE_HOME``; outside the checkout, where mypy and ruff would lint the copies)
 and ``npm ci`` runs there once (again only when its ``package-lock.json`` changes).
 """
 
@@ -34,6 +35,7 @@ LOCAL_PEERS = ("lean-python", "null-node")
 S3_PEERS = ("seed-node",)
 TOKEN = "bench-peer-token"  # noqa: S105 - a fixed bearer for a loopback-only peer
 LEAN_SECRET = "s" * 48  # the key lean-python verifies with (its app.py)
+CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "seau-bench" / "peers"
 MARIADB = {"host": "127.0.0.1", "port": "3306", "user": "root"}
 
 
