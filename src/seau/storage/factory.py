@@ -12,16 +12,26 @@ import dataclasses
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from seau.storage.direct import DirectTarget, UploadSigner
 from seau.storage.local import LocalFileStore
+from seau.storage.local_direct import LocalDirectUploads
 from seau.storage.local_staging import LocalUploadStaging
 from seau.storage.memory import MemoryObjectStore
 from seau.storage.protocol import DownloadLinks, Store
 from seau.storage.s3 import ObstoreS3Store, S3Options, part_size_for
+from seau.storage.s3_direct import S3DirectUploads
 from seau.storage.s3_links import S3DownloadLinks
 from seau.storage.s3_staging import S3UploadStaging
 from seau.storage.staging import UploadStaging
 
-__all__ = ["S3Options", "open_download_links", "open_staging", "open_store", "part_size_for"]
+__all__ = [
+    "S3Options",
+    "open_direct_uploads",
+    "open_download_links",
+    "open_staging",
+    "open_store",
+    "part_size_for",
+]
 
 _SUPPORTED = "file:///ABSOLUTE/PATH, a plain path, s3://BUCKET[/PREFIX] or memory://"
 
@@ -81,6 +91,18 @@ def open_download_links(store: Store) -> DownloadLinks | None:
     (S3's presigned GETs), or None: seau then serves its download links itself."""
     if isinstance(store, ObstoreS3Store):
         return S3DownloadLinks(store.options)
+    return None
+
+
+def open_direct_uploads(store: Store) -> tuple[DirectTarget, UploadSigner | None] | None:
+    """What direct uploads need of ``store``: its multipart target, and its signer
+    when the store can take the bytes without seau (S3); None for a store without
+    direct uploads (memory). Without a signer, seau signs URLs to its own routes."""
+    if isinstance(store, LocalFileStore):
+        return LocalDirectUploads(store.directory), None
+    if isinstance(store, ObstoreS3Store):
+        s3 = S3DirectUploads(store.options)
+        return s3, s3
     return None
 
 
