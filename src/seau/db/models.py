@@ -394,3 +394,34 @@ class QuotaReservation(Base):
     bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     files: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DirectUpload(Base):
+    """A direct upload (`seau.direct`): bytes the client sends straight to the store,
+    under a key seau chose, that become a file only once seau has verified them.
+    Its id is the file's and its quota reservation's; the row goes when the file is
+    made, or when the upload is aborted, fails verification or expires."""
+
+    __tablename__ = "direct_upload"
+    __table_args__ = (
+        Index("ix_direct_upload_owner_id", "owner_id"),
+        # `seau gc` looks for expired ones.
+        Index("ix_direct_upload_expires_at", "expires_at"),
+        MYSQL_TABLE_ARGS,
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    owner_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("user_account.id", ondelete="CASCADE")
+    )
+    object_key: Mapped[str] = mapped_column(String(255), unique=True)
+    name: Mapped[str] = mapped_column(String(255))
+    # What the client declared; the bytes are checked against it at completion.
+    declared_type: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    # The store's id of the multipart upload (S3's UploadId); NULL for a single part.
+    handle: Mapped[str | None] = mapped_column(String(1024), default=None)
+    part_size: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -43,13 +43,21 @@ from sqlalchemy import (
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from seau.db.models import FileState, OwnerUsage, QuotaReservation, Upload, UserFile
+from seau.db.models import (
+    DirectUpload,
+    FileState,
+    OwnerUsage,
+    QuotaReservation,
+    Upload,
+    UserFile,
+)
 from seau.errors import QuotaExceeded
 
 _USAGE = OwnerUsage.metadata.tables[OwnerUsage.__tablename__]
 _HELD = QuotaReservation.metadata.tables[QuotaReservation.__tablename__]
 _FILES = UserFile.metadata.tables[UserFile.__tablename__]
 _UPLOADS = Upload.metadata.tables[Upload.__tablename__]
+_DIRECT = DirectUpload.metadata.tables[DirectUpload.__tablename__]
 
 
 @dataclass(frozen=True, slots=True)
@@ -360,12 +368,13 @@ async def recount(session: AsyncSession, owner_id: uuid.UUID) -> None:
 async def stale(session: AsyncSession, *, before: datetime, limit: int) -> list[uuid.UUID]:
     """Reservations older than ``before`` whose upload is gone: a plain upload's
     (its process was killed), or a resumable one's whose row was removed without it.
-    A resumable upload's reservation lives as long as its upload row."""
+    A resumable or direct upload's reservation lives as long as its upload row."""
     rows = await session.scalars(
         select(_HELD.c.id)
         .where(
             _HELD.c.created_at < before,
             ~exists().where(_UPLOADS.c.id == _HELD.c.id),
+            ~exists().where(_DIRECT.c.id == _HELD.c.id),
         )
         .order_by(_HELD.c.created_at)
         .limit(limit)
