@@ -19,6 +19,7 @@ from seau.apidocs.schema import install_security_schemes
 from seau.auth.routes import router as auth_router
 from seau.auth.routes import tokens_router
 from seau.deps import AppState
+from seau.direct.routes import router as direct_router
 from seau.events.routes import router as webhooks_router
 from seau.files.routes import links_router
 from seau.files.routes import router as files_router
@@ -112,6 +113,7 @@ def create_app(settings: Settings) -> FastAPI:
                 metrics=metrics,
                 quotas=parts.quotas,
                 uploads=parts.uploads,
+                direct=parts.direct,
                 webhooks=parts.webhooks,
             )
             delivering = asyncio.create_task(_deliver_webhooks(parts, metrics))
@@ -152,7 +154,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS"],
+            allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
             allow_headers=[
                 "Authorization",
                 "Seau-Subject",
@@ -179,6 +181,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(files_router)
     app.include_router(links_router)
     app.include_router(uploads_router)
+    app.include_router(direct_router)
     app.include_router(shares_router)
     app.include_router(share_links_router)
     app.include_router(webhooks_router)

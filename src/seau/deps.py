@@ -13,6 +13,7 @@ from seau.auth.authenticate import Authenticator
 from seau.auth.keys import AccessKeys
 from seau.auth.principal import SCOPE_DESCRIPTIONS, Principal, Scope
 from seau.auth.service import AuthService
+from seau.direct.service import DirectUploads
 from seau.errors import AdminRequired, InsufficientScope, NotAuthenticated
 from seau.events.service import WebhookService
 from seau.files.links import DownloadLinks
@@ -46,6 +47,8 @@ class AppState:
     quotas: Quotas
     # None when the store has no staging capability (the memory store).
     uploads: UploadService | None
+    # None when the store has no direct-upload capability (the memory store).
+    direct: DirectUploads | None
     webhooks: WebhookService
 
 

@@ -203,6 +203,22 @@ class Settings(BaseSettings):
         description="Answer every `GET /api/v1/files/{id}/content` with a 307 to a download "
         "link (on S3 a presigned URL, so the bytes skip seau), as `?redirect=true` does.",
     )
+    direct_multipart_threshold_bytes: Annotated[int, Field(ge=5 * MiB)] = Field(
+        default=100 * MiB,
+        description="Direct uploads (`POST /api/v1/direct-uploads`) of this size or more go "
+        "in parts (S3 multipart) unless the client asks; smaller ones in one presigned POST.",
+    )
+    direct_upload_expiry_seconds: Annotated[int, Field(ge=60)] = Field(
+        default=24 * 3600,
+        description="A direct upload not completed within this long expires (410 "
+        "direct_upload_expired) and `seau gc` removes its bytes; never more than "
+        "SEAU_GC_GRACE_SECONDS.",
+    )
+    direct_url_ttl_seconds: Annotated[int, Field(ge=60, le=7 * 24 * 3600)] = Field(
+        default=3600,
+        description="How long each URL of a direct upload lasts (a presigned POST or part "
+        "PUT); a client asks again for fresh ones. Never past the upload's own expiry.",
+    )
 
     # Identity: who a bearer token names (docs/identity.md).
     local_accounts: bool = Field(

@@ -28,6 +28,8 @@ from seau.auth.service import AuthService
 from seau.auth.throttle import SignUpGuard
 from seau.auth.tokens import TokenSigner
 from seau.db.engine import create_engine, create_search_engine, create_sessionmaker
+from seau.direct.service import DirectLimits, DirectUploads
+from seau.direct.signing import UrlSigner
 from seau.events.dispatcher import Dispatcher, Receiver
 from seau.events.hook import PreUploadHook
 from seau.events.outbox import Wakeup
@@ -42,6 +44,7 @@ from seau.shares.service import ShareService
 from seau.storage import Store
 from seau.storage.factory import (
     S3Options,
+    open_direct_uploads,
     open_download_links,
     open_staging,
     open_store,
@@ -80,6 +83,8 @@ class Parts:
     shares: ShareService
     uploads: UploadService | None
     """Resumable uploads; None exactly when ``staging`` is None."""
+    direct: DirectUploads | None
+    """Direct uploads; None for a store without the capability (memory)."""
     webhooks: WebhookService
     dispatcher: Dispatcher
     """Delivers the outbox; built here, run by the server (`seau.app`)."""
@@ -91,7 +96,10 @@ class Parts:
             store=self.store,
             grace=timedelta(seconds=self.settings.gc_grace_seconds),
             dry_run=dry_run,
-            extra_steps=_gc_steps(self.uploads, self.quotas),
+            extra_steps=[
+                *_gc_steps(self.uploads, self.quotas),
+                *_direct_gc(self.direct),
+            ],
         )
 
 
@@ -263,6 +271,16 @@ async def open_parts(settings: Settings, *, migrate: bool = False) -> AsyncItera
                 sessions=sessions, db_timeout=settings.database_timeout_seconds
             ),
             dispatcher=dispatcher,
+            direct=await stack.enter_async_context(
+                _direct_uploads(
+                    settings,
+                    sessions=sessions,
+                    store=store,
+                    on_event=wakeup,
+                    pre_upload=pre_upload,
+                    quotas=quotas,
+                )
+            ),
         )
 
 
@@ -354,6 +372,58 @@ def _upload_service(
         pre_upload=pre_upload,
         quotas=quotas,
     )
+
+
+@asynccontextmanager
+async def _direct_uploads(
+    settings: Settings,
+    *,
+    sessions: async_sessionmaker[AsyncSession],
+    store: Store,
+    on_event: Wakeup,
+    pre_upload: PreUploadHook | None,
+    quotas: Quotas,
+) -> AsyncIterator[DirectUploads | None]:
+    """Direct uploads, when the store has the capability (not the memory store)."""
+    found = open_direct_uploads(store)
+    if found is None:
+        yield None
+        return
+    target, signer = found
+    # Never past the reconciler's grace: an object of an upload in flight has no
+    # file row, and gc removes such objects once older than the grace.
+    expiry = min(settings.direct_upload_expiry_seconds, settings.gc_grace_seconds)
+    try:
+        yield DirectUploads(
+            sessions=sessions,
+            store=store,
+            target=target,
+            signer=signer,
+            urls=UrlSigner(secret=settings.load_secret_key()),
+            quotas=quotas,
+            limits=DirectLimits(
+                max_size=settings.tus_effective_max_size,
+                multipart_threshold=settings.direct_multipart_threshold_bytes,
+                expiry=timedelta(seconds=expiry),
+                url_ttl=timedelta(seconds=settings.direct_url_ttl_seconds),
+                max_name_length=settings.max_name_length,
+            ),
+            db_timeout=settings.database_timeout_seconds,
+            on_event=on_event,
+            pre_upload=pre_upload,
+            types=TypePolicy.parse(settings.allowed_types),
+        )
+    finally:
+        await target.close()
+
+
+def _direct_gc(direct: DirectUploads | None) -> list[tuple[str, ExtraStep]]:
+    """Direct uploads that expired without completing: rows, reservations, bytes."""
+
+    async def expired_direct_uploads(cutoff: datetime, dry_run: bool) -> int:
+        return 0 if direct is None else await direct.reclaim(dry_run=dry_run)
+
+    return [("expired_direct_uploads", expired_direct_uploads)]
 
 
 def _gc_steps(uploads: UploadService | None, quotas: Quotas) -> list[tuple[str, ExtraStep]]:

@@ -33,6 +33,9 @@ STREAMING = {
     ("POST", "/api/v1/uploads"),
     ("POST", "/api/v1/uploads/"),  # the same creation, as tus clients often spell it
     ("PATCH", "/api/v1/uploads/{upload_id}"),
+    # Direct uploads on a store that cannot sign its own URLs: seau's signed URLs.
+    ("POST", "/api/v1/direct-uploads/{upload_id}/object"),
+    ("PUT", "/api/v1/direct-uploads/{upload_id}/parts/{number}"),
 }
 BODY = 64 * MiB
 PIECE = 256 * 1024
