@@ -151,7 +151,13 @@ async def create(
     return _read(request, sending)
 
 
-_OWNER_ERRORS = (*_AUTH, DirectUploadNotFound, DirectUploadExpired, DirectUploadsUnsupported)
+_OWNER_ERRORS = (
+    *_AUTH,
+    DirectUploadNotFound,
+    DirectUploadExpired,
+    DirectUploadsUnsupported,
+    ValidationFailed,
+)
 
 
 @router.get(
@@ -169,7 +175,7 @@ async def status(
 @router.post(
     "/{upload_id}/parts",
     response_model=PartUrls,
-    responses=problem_responses(*_OWNER_ERRORS, NotMultipart, ValidationFailed, *_UNAVAILABLE),
+    responses=problem_responses(*_OWNER_ERRORS, NotMultipart, *_UNAVAILABLE),
     summary="URLs to send parts of a multipart direct upload",
 )
 async def sign_parts(
@@ -228,7 +234,9 @@ async def complete(
 @router.delete(
     "/{upload_id}",
     status_code=204,
-    responses=problem_responses(*_AUTH, DirectUploadNotFound, DirectUploadsUnsupported),
+    responses=problem_responses(
+        *_AUTH, DirectUploadNotFound, DirectUploadsUnsupported, ValidationFailed
+    ),
     summary="Abort a direct upload",
     description="Removes what was sent and releases the reserved quota.",
 )
@@ -251,6 +259,7 @@ _SIGNED_ERRORS = (
     MalformedMultipart,
     NoFileInRequest,
     UnsupportedMediaType,
+    ValidationFailed,
     *_UNAVAILABLE,
 )
 

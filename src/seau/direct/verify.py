@@ -54,4 +54,4 @@ def agrees(declared: str, detected: str) -> bool:
         return family == "application"
     if family == found and family in _FAMILIES:
         return True
-    return found == "text" and _textual(declared)
+    return _textual(declared) and (found == "text" or _textual(detected))
