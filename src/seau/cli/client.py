@@ -175,6 +175,14 @@ def upload(
         ),
     ] = RESUMABLE_THRESHOLD,
     as_json: JsonOption = False,
+    direct: Annotated[
+        bool,
+        typer.Option(
+            "--direct",
+            help="Send the bytes straight to the server's store (on S3, the bucket) as "
+            "direct uploads, which the server verifies before they become files.",
+        ),
+    ] = False,
 ) -> None:
     """Upload files, directories and globs; exit status 1 if any file failed.
 
@@ -196,6 +204,7 @@ def upload(
                 sources,
                 jobs=jobs,
                 resumable_threshold=resumable_threshold,
+                direct=direct,
                 show_progress=not quiet and err.is_terminal,
                 print_each=not (quiet or as_json),
             ),
@@ -425,6 +434,7 @@ async def _upload_all(
     resumable_threshold: int,
     show_progress: bool,
     print_each: bool,
+    direct: bool = False,
 ) -> tuple[list[Outcome], float]:
     """Each source's outcome, and the seconds it all took."""
     limit = asyncio.Semaphore(jobs)
@@ -458,9 +468,20 @@ async def _upload_all(
 
                     resumed = 0
                     try:
-                        remote, resumed = await api.upload(
-                            source.path, name=source.path.name, size=source.size, on_progress=moved
-                        )
+                        if direct:
+                            remote = await api.upload_direct(
+                                source.path,
+                                name=source.path.name,
+                                size=source.size,
+                                on_progress=moved,
+                            )
+                        else:
+                            remote, resumed = await api.upload(
+                                source.path,
+                                name=source.path.name,
+                                size=source.size,
+                                on_progress=moved,
+                            )
                         outcome = Outcome(label=source.label, order=source.order, remote=remote)
                     except OSError as exc:
                         outcome = Outcome(label=source.label, order=source.order, error=_os(exc))

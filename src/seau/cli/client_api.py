@@ -25,6 +25,7 @@ import httpx
 
 from seau import __version__
 from seau.cli.client_config import Connection
+from seau.cli.client_direct import DirectUploadError, upload_direct
 from seau.cli.client_errors import (
     ApiError,
     ClientError,
@@ -309,6 +310,33 @@ class Api:
         if isinstance(cause, httpx.TransportError):
             return ClientError(self._transport_message(cause) + hint)
         return ClientError(f"{exc}{hint}")
+
+    async def upload_direct(
+        self, path: Path, *, name: str, size: int, on_progress: OnProgress
+    ) -> RemoteFile:
+        """Send the file at ``path`` as a direct upload (`seau.cli.client_direct`): the
+        bytes go where the server says (on S3, the bucket), and it verifies them."""
+        try:
+            file = await upload_direct(
+                self._client,
+                path,
+                headers=self._auth_headers(),
+                name=name,
+                size=size,
+                content_type=_content_type(name),
+                on_progress=on_progress,
+            )
+        except DirectUploadError as exc:
+            if exc.response is None:
+                raise ClientError(str(exc)) from None
+            message, code = problem_message(exc.response)
+            if code is None:
+                # Not seau's answer (S3's XML error): say which step it was.
+                message = f"{exc}: {message}"
+            raise ApiError(message, status=exc.response.status_code, code=code) from None
+        except httpx.TransportError as exc:
+            raise ClientError(self._transport_message(exc)) from None
+        return RemoteFile.parse(file)
 
     async def _upload_raw(
         self, source: BinaryIO, *, name: str, size: int, on_progress: OnProgress
