@@ -42,6 +42,7 @@ async def _pending_row(running: Running, owner_id: uuid.UUID, *, with_object: bo
         object_key=key_for(file_id),
         name="p",
         content_type="application/octet-stream",
+        declared_type="application/octet-stream",
         size=0,
         state=FileState.PENDING,
     )

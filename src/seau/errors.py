@@ -319,6 +319,23 @@ class UnsupportedMediaType(SeauError):
     title = "Unsupported media type"
 
 
+class TypeNotAllowed(UnsupportedMediaType):
+    """The type detected from the upload's first bytes is not in
+    `SEAU_ALLOWED_TYPES` (`seau.files.types`); what the uploader declared does not
+    matter. The problem detail carries `detected` (the type) and `allowed` (the
+    patterns, comma-separated)."""
+
+    code = "type_not_allowed"
+    title = "File type not allowed"
+    members = ("detected", "allowed")
+
+    def __init__(self, *, detected: str, allowed: tuple[str, ...]) -> None:
+        super().__init__(
+            f"files of type {detected} are not allowed here (allowed: {', '.join(allowed)})"
+        )
+        self.extensions = {"detected": detected, "allowed": ",".join(allowed)}
+
+
 class RangeNotSatisfiable(SeauError):
     status = 416
     code = "range_not_satisfiable"

@@ -18,7 +18,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from seau.auth.service import AuthService
-from seau.errors import PreflightError
+from seau.errors import ConfigurationError, PreflightError
+from seau.files.types import detect
 from seau.gc import GcReport
 from seau.settings import Settings
 from seau.storage import StorageError, Store
@@ -52,11 +53,16 @@ async def _upgrade(engine: AsyncEngine, *, settings: Settings, revision: str = "
 
 
 async def preflight(settings: Settings) -> None:
-    """Check the database and the store answer before the server starts."""
+    """Check the database and the store answer, and libmagic tells types, before the
+    server starts."""
     try:
         settings.load_secret_key()
     except OSError as exc:
         raise PreflightError(f"cannot read or create the secret key: {exc}") from exc
+    try:
+        detect(b"%PDF-1.4\n")
+    except ConfigurationError as exc:
+        raise PreflightError(str(exc)) from exc
     async with open_engine(settings) as engine:
         try:
             async with asyncio.timeout(15), engine.connect() as connection:

@@ -23,6 +23,11 @@ from seau.events.types import check_secret, format_event_types, parse_event_type
 MiB = 1024 * 1024
 GiB = 1024 * MiB
 
+# `type/subtype` (RFC 9110 tokens) or a family `type/*` (or `*/*`), for SEAU_ALLOWED_TYPES.
+_MEDIA_TYPE_PATTERN: Final = re.compile(
+    r"(?:\*/\*|[!#$%&'+.^_`|~0-9a-z-]+/(?:\*|[!#$%&'+.^_`|~0-9a-z-]+))"
+)
+
 _ASYNC_DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
     "mysql": "mysql+aiomysql",
@@ -264,6 +269,13 @@ class Settings(BaseSettings):
         description="Accept HS256 tokens that the application's backend signs with this "
         "secret (32+ bytes); the owner is their `sub`.",
     )
+    allowed_types: str = Field(
+        default="",
+        description="Comma-separated media types (`image/png`) and families (`image/*`) "
+        "uploads may have, as detected from their first bytes whatever the uploader "
+        "declared; any other answers 415 `type_not_allowed` before a byte is stored. "
+        "Empty (the default): every type.",
+    )
     app_jwt_issuer: str | None = Field(
         default=None, description="When set, application tokens must carry this `iss`."
     )
@@ -373,6 +385,15 @@ class Settings(BaseSettings):
                 ip_network(item, strict=False)
             except ValueError:
                 raise ValueError(f"not an IP address or CIDR network: {item!r}") from None
+        return ",".join(items)
+
+    @field_validator("allowed_types")
+    @classmethod
+    def _media_type_patterns(cls, value: str) -> str:
+        items = [item.strip().lower() for item in value.split(",") if item.strip()]
+        for item in items:
+            if _MEDIA_TYPE_PATTERN.fullmatch(item) is None:
+                raise ValueError(f"not a media type or a type/* family: {item!r}")
         return ",".join(items)
 
     @field_validator("public_url")

@@ -37,6 +37,7 @@ from seau.events.service import WebhookService
 from seau.events.types import parse_event_types
 from seau.files.links import DownloadLinks
 from seau.files.service import FileService
+from seau.files.types import TypePolicy
 from seau.gc import ExtraStep, GcReport, collect
 from seau.quotas.service import Defaults, Quotas
 from seau.settings import Settings
@@ -214,6 +215,7 @@ async def open_parts(settings: Settings, *, migrate: bool = False) -> AsyncItera
             on_event=wakeup,
             pre_upload=pre_upload,
             quotas=quotas,
+            types=TypePolicy.parse(settings.allowed_types),
         )
         yield Parts(
             settings=settings,
@@ -371,6 +373,7 @@ def _upload_service(
         on_event=on_event,
         pre_upload=pre_upload,
         quotas=quotas,
+        types=TypePolicy.parse(settings.allowed_types),
     )
 
 

@@ -15,6 +15,7 @@ import httpx
 from seau.files.links import LINKS_PATH
 from tests.api.helpers import assert_problem, sha, upload_raw
 from tests.conftest import sign_up
+from tests.files import corpus
 from tests.links.conftest import DATA, Site, link_to, stored
 
 
@@ -151,7 +152,7 @@ async def test_a_link_is_never_inline_for_an_active_type(
     got = await anyone.get(link["url"])
     assert got.content == page
     assert got.headers["content-disposition"].startswith("attachment;")
-    png = await upload_raw(api, auth, "a.png", b"\x89PNG\r\n\x1a\n" + b"0" * 64, "image/png")
+    png = await upload_raw(api, auth, "a.png", corpus.png(), "image/png")
     inline = await anyone.get((await link_to(api, auth, png["id"], disposition="inline"))["url"])
     assert inline.headers["content-disposition"].startswith("inline;")
     assert inline.headers["content-type"] == "image/png"

@@ -130,7 +130,10 @@ class UserFile(Base):
     # Server-generated; never derived from anything the client sent.
     object_key: Mapped[str] = mapped_column(String(255), unique=True)
     name: Mapped[str] = mapped_column(String(255))
+    # Detected from the first bytes (`seau.files.types`); the one downloads are served as.
     content_type: Mapped[str] = mapped_column(String(255))
+    # What the uploader claimed (its Content-Type, else the name's extension); shown, never served.
+    declared_type: Mapped[str] = mapped_column(String(255))
     size: Mapped[int] = mapped_column(BigInteger, default=0)
     sha256: Mapped[str | None] = mapped_column(String(64), default=None)
     state: Mapped[FileState] = mapped_column(
@@ -187,7 +190,10 @@ class Upload(Base):
         Uuid, ForeignKey("user_account.id", ondelete="CASCADE")
     )
     name: Mapped[str] = mapped_column(String(255))
+    # The declared type until the first bytes come, then the detected one.
     content_type: Mapped[str] = mapped_column(String(255))
+    # What the uploader claimed (tus `filetype`, else the name's extension).
+    declared_type: Mapped[str] = mapped_column(String(255))
     # `Upload-Metadata` as the client sent it, echoed by HEAD.
     tus_metadata: Mapped[str | None] = mapped_column(Text, default=None)
     # NULL while the client defers the length (creation-defer-length).

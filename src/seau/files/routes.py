@@ -36,6 +36,7 @@ from seau.errors import (
     SubjectRequired,
     TokenExpired,
     TooManyFiles,
+    TypeNotAllowed,
     UnsupportedMediaType,
     ValidationFailed,
 )
@@ -120,6 +121,7 @@ def _declared_length(request: Request) -> int | None:
         TooManyFiles,
         QuotaExceeded,
         UnsupportedMediaType,
+        TypeNotAllowed,
         ValidationFailed,
         RejectedByHook,
         HookUnavailable,
@@ -129,7 +131,10 @@ def _declared_length(request: Request) -> int | None:
     summary="Upload files",
     description='`multipart/form-data` (parts named `file`) answers `{"files": [...]}`; '
     "a raw body with `?name=` answers the one file. Bytes stream to storage as they "
-    "arrive; nothing is kept unless every file of the request is complete.",
+    "arrive; nothing is kept unless every file of the request is complete. Each "
+    "file's `content_type` is detected from its first bytes (the claim is kept as "
+    "`declared_type`); with `SEAU_ALLOWED_TYPES`, a type not allowed answers 415 "
+    "`type_not_allowed` before the file stores a byte.",
 )
 @streams_body
 async def upload(

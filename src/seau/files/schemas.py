@@ -13,7 +13,14 @@ class FileRead(BaseModel):
     id: uuid.UUID
     name: str
     size: int = Field(description="Bytes.")
-    content_type: str
+    content_type: str = Field(
+        description="Detected from the first bytes (libmagic, as `file --mime-type`); "
+        "downloads are served with it."
+    )
+    declared_type: str = Field(
+        description="What the uploader claimed: its `Content-Type` (tus: `filetype`), "
+        "else what the name's extension suggests. Shown, never used to serve the file."
+    )
     sha256: str = Field(description="Hex SHA-256 of the content; also its ETag.")
     created_at: datetime
     updated_at: datetime

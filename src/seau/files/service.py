@@ -58,6 +58,7 @@ from seau.files.keys import key_for
 from seau.files.meter import ByteMeter
 from seau.files.names import guess_content_type, validate_file_name
 from seau.files.schemas import file_event_data
+from seau.files.types import TypePolicy, sniff
 from seau.quotas import ledger
 from seau.quotas.service import Held, Quotas
 from seau.storage import ByteStream, ObjectNotFound, StorageUnavailable, Store
@@ -117,13 +118,16 @@ class FileService:
         on_event: Callable[[], None] | None = None,
         pre_upload: PreUpload | None = None,
         quotas: Quotas | None = None,
+        types: TypePolicy | None = None,
     ) -> None:
         """``search_sessions``: where name searches run (SQLite's reader connection,
         `seau.db.engine.create_search_engine`); ``sessions`` when None. ``on_event``
         is called after each commit that wrote an event (`seau.events.outbox.Wakeup`).
         ``pre_upload`` is asked before each file is stored and raises to refuse it
         (`seau.events.hook`). ``quotas`` holds each upload's room (unlimited
-        quotas, usage still counted, when None)."""
+        quotas, usage still counted, when None). ``types``: the detected types
+        that may be stored (any when None)."""
+        self._types = types or TypePolicy()
         self._quotas = quotas or Quotas(sessions=sessions, db_timeout=db_timeout)
         self._on_event = on_event or _nothing
         self._pre_upload = pre_upload
@@ -151,7 +155,8 @@ class FileService:
         via: str = "raw",
     ) -> UserFile:
         """Store one file, or nothing. ``content_type`` is the uploader's, if any:
-        the stored type is that, when it says something, else the name's guess.
+        the declared type is that, when it says something, else the name's guess;
+        the stored one is detected from the first bytes (`seau.files.types`).
         ``subject``, ``size`` (as announced, if it was) and ``via`` are what the
         pre-upload hook is told."""
         content_type = guess_content_type(name, content_type)
@@ -167,6 +172,7 @@ class FileService:
             object_key=key_for(file_id),
             name=name,
             content_type=content_type,
+            declared_type=content_type,
             size=0,
             state=FileState.READY,
         )
@@ -177,7 +183,12 @@ class FileService:
         gated = self._quotas.gate(held, data)
         try:
             metered = ByteMeter(gated, limit=max_bytes, sha256=hashlib.sha256())
-            await storage_call(self._store.put(row.object_key, metered, content_type=content_type))
+            # The type, and whether it may be stored, from the first bytes held back.
+            sniffed = await sniff(metered)
+            row.content_type = await self._types.detect(sniffed.head)
+            await storage_call(
+                self._store.put(row.object_key, sniffed, content_type=row.content_type)
+            )
             stored = await storage_call(self._store.head(row.object_key))
             if stored.size != metered.size:
                 raise StorageUnavailableError(

@@ -215,6 +215,7 @@ async def finish(
         object_key=key_for(row.id),
         name=row.name,
         content_type=row.content_type,
+        declared_type=row.declared_type,
         size=row.length,
         sha256=sha256,
         state=FileState.READY,

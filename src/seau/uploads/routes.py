@@ -30,6 +30,7 @@ from seau.errors import (
     StorageUnavailableError,
     SubjectRequired,
     TokenExpired,
+    TypeNotAllowed,
     UnsupportedMediaType,
 )
 from seau.limits import streams_body
@@ -149,6 +150,7 @@ async def options_upload(uploads: UploadsDep) -> Response:
         UploadTooLarge,
         QuotaExceeded,
         UnsupportedMediaType,
+        TypeNotAllowed,
         TooManyActiveUploads,
         RejectedByHook,
         HookUnavailable,
@@ -157,7 +159,10 @@ async def options_upload(uploads: UploadsDep) -> Response:
     summary="Create a resumable upload",
     description="`Upload-Length` (or `Upload-Defer-Length: 1`) and `Upload-Metadata` "
     "(`filename`, `filetype`); a body with `Content-Type: application/offset+octet-stream` "
-    "holds the first bytes. Answers `Location`; the finished file gets the upload's id.",
+    "holds the first bytes. Answers `Location`; the finished file gets the upload's id. "
+    "The file's type is detected from the first bytes (`filetype` is kept as its "
+    "`declared_type`): with `SEAU_ALLOWED_TYPES`, the request that brings them answers "
+    "415 `type_not_allowed` if it may not be stored, and the upload is gone.",
 )
 @streams_body
 async def create(
@@ -229,6 +234,7 @@ async def head(
         UploadTooLarge,
         QuotaExceeded,
         UnsupportedMediaType,
+        TypeNotAllowed,
         UploadLocked,
         ChecksumMismatch,
         *UNAVAILABLE,

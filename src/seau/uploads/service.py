@@ -31,9 +31,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from seau.db.base import utcnow
 from seau.db.models import Upload, UploadState
 from seau.db.unit import DEFAULT_TIMEOUT_SECONDS, unit_of_work
-from seau.errors import StorageUnavailableError, storage_call
+from seau.errors import StorageUnavailableError, TypeNotAllowed, storage_call
 from seau.events.hook import PreUpload, Proposed
 from seau.files.names import DEFAULT_NAME, guess_content_type, validate_file_name
+from seau.files.types import TypePolicy, sniff
 from seau.quotas.service import Held, Quotas
 from seau.storage import ObjectNotFound, StorageUnavailable, Store
 from seau.storage.errors import StagingLost
@@ -72,10 +73,14 @@ class UploadService:
         on_event: Callable[[], None] | None = None,
         pre_upload: PreUpload | None = None,
         quotas: Quotas | None = None,
+        types: TypePolicy | None = None,
     ) -> None:
         """``on_event`` is called after each commit that wrote an event;
         ``pre_upload`` is asked before an upload is created and raises to refuse it;
-        ``quotas`` holds each upload's room (unlimited, usage still counted, when None)."""
+        ``quotas`` holds each upload's room (unlimited, usage still counted, when None);
+        ``types``: the detected types that may be stored (any when None), checked
+        at the first bytes."""
+        self._types = types or TypePolicy()
         self._quotas = quotas or Quotas(sessions=sessions, db_timeout=db_timeout)
         self._on_event = on_event or (lambda: None)
         self._pre_upload = pre_upload
@@ -113,6 +118,10 @@ class UploadService:
                     subject=subject, name=name, size=length, content_type=content_type, via="tus"
                 )
             )
+        declared_type = content_type
+        if length == 0:
+            # No first bytes will come: an empty file's type, refused now if it must be.
+            content_type = await self._types.detect(b"")
         writes = body is not None and declared != 0
         now = utcnow()
         # Held from the start when there is work to do, so that the first bytes
@@ -123,6 +132,7 @@ class UploadService:
             owner_id=owner_id,
             name=name,
             content_type=content_type,
+            declared_type=declared_type,
             tus_metadata=metadata or None,
             length=length,
             upload_offset=0,
@@ -291,8 +301,14 @@ class UploadService:
         # recorded with them, in the same commit: no round trip of its own.
         old = staged
         fresh = declared != 0 and staged.handle is None
+        content_type = row.content_type
         if fresh:
-            handle = await storage_call(self._staging.begin(staged, content_type=row.content_type))
+            # The type from the first bytes, held back until it is known to be allowed.
+            sniffed = await sniff(data)
+            data = sniffed
+            if sniffed.head:
+                content_type = await self._detect(lease, row, sniffed.head)
+            handle = await storage_call(self._staging.begin(staged, content_type=content_type))
             old = replace(staged, handle=handle)
         body = metered(
             data,
@@ -328,6 +344,7 @@ class UploadService:
         completing = length is not None and new.size == length
         now = utcnow()
         values: dict[str, object] = {
+            "content_type": content_type,
             "upload_offset": new.size,
             "length": length,
             "handle": new.handle,
@@ -363,6 +380,17 @@ class UploadService:
             setattr(row, field, value)
         return row, new
 
+    async def _detect(self, lease: Lease, row: Upload, head: bytes) -> str:
+        """The type of an upload starting with ``head``; one that may not be stored
+        is deleted with its room in the quota (nothing was staged yet)."""
+        try:
+            return await self._types.detect(head)
+        except TypeNotAllowed:
+            async with self._unit() as session:
+                await repository.delete_upload(session, row.id, token=lease.token)
+            lease.released()
+            raise
+
     async def _drop(self, *, old: Staged, new: Staged, fresh: bool) -> None:
         """Undo an append that will not be recorded; a staging area opened for
         it goes whole (S3 would keep an unrecorded multipart upload until gc)."""
@@ -379,7 +407,9 @@ class UploadService:
         try:
             async with lease.renewing():
                 if staged.handle is None:
-                    # Only an empty upload gets here without a staging area.
+                    # Only an empty upload gets here without a staging area (its
+                    # length deferred until then, or it was checked at creation).
+                    row.content_type = await self._detect(lease, row, b"")
                     handle = await storage_call(
                         self._staging.begin(staged, content_type=row.content_type)
                     )
