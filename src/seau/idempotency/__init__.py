@@ -1,0 +1,1 @@
+"""Safe retries: the first answer to a request sent with an `Idempotency-Key`."""
