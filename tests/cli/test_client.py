@@ -498,13 +498,15 @@ def test_ls_info_mv_and_rm(cli: Cli) -> None:
     assert result.returncode == 0, result.stderr
     ids = {item["name"]: item["id"] for item in json.loads(result.stdout)["uploaded"]}
 
-    table = cli("ls", "--sort", "name")
+    table = cli("ls", "--sort", "name", env={"COLUMNS": "120"})
     assert table.returncode == 0, table.stderr
     header, *rows = table.stdout.strip().splitlines()
-    assert header.split() == ["name", "size", "date", "id"]
+    assert header.split() == ["name", "size", "type", "date", "id"]
     date = r"\d{4}-\d\d-\d\d \d\d:\d\d"
-    assert re.fullmatch(rf"report\.pdf\s+1\.9 kB\s+{date}\s+{ids['report.pdf']}", rows[1]), rows
-    assert re.fullmatch(rf"notes\.txt\s+5 bytes\s+{date}\s+{ids['notes.txt']}", rows[0]), rows
+    pdf = rf"report\.pdf\s+1\.9 kB\s+application/pdf\s+{date}\s+{ids['report.pdf']}"
+    assert re.fullmatch(pdf, rows[1]), rows
+    notes = rf"notes\.txt\s+5 bytes\s+text/plain\s+{date}\s+{ids['notes.txt']}"
+    assert re.fullmatch(notes, rows[0]), rows
     assert cli("ls", "--search", "NOTES", "--json").stdout.count('"id"') == 1
 
     info = cli("info", ids["report.pdf"])

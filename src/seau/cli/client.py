@@ -31,7 +31,7 @@ from rich.progress import (
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 from seau.cli.client_api import Api, RemoteFile
@@ -237,7 +237,7 @@ def ls(
     ] = "-created",
     as_json: JsonOption = False,
 ) -> None:
-    """List my files: name, size, date, id."""
+    """List my files: name, size, type (detected from the bytes), date, id."""
 
     async def work(api: Api) -> list[RemoteFile]:
         return [f async for f in api.files(sort=sort, query=search)]
@@ -249,11 +249,22 @@ def ls(
     if not files:
         out.print("no files")
         return
-    table = Table("name", "size", "date", "id", box=None, pad_edge=False)
+    # A narrow terminal shortens the name and the type, never the date or the id.
+    table = Table(
+        "name",
+        "size",
+        Column("type", max_width=32, overflow="ellipsis"),
+        Column("date", no_wrap=True, min_width=16),
+        Column("id", no_wrap=True, min_width=36),
+        box=None,
+        pad_edge=False,
+    )
     table.columns[0].overflow = "fold"
     table.columns[1].justify = "right"
     for f in files:
-        table.add_row(Text(f.name), human_size(f.size), _local(f.created_at), f.id)
+        table.add_row(
+            Text(f.name), human_size(f.size), Text(f.content_type), _local(f.created_at), f.id
+        )
     out.print(table)
 
 
@@ -272,6 +283,7 @@ def info(
         ("id", file.id),
         ("size", f"{human_size(file.size)} ({file.size} bytes)"),
         ("type", file.content_type),
+        ("declared", file.declared_type or "-"),
         ("sha256", file.sha256),
         ("created", _local(file.created_at)),
         ("updated", _local(file.updated_at)),

@@ -50,6 +50,9 @@ class RemoteFile:
     name: str
     size: int
     content_type: str
+    """Detected by the server from the first bytes."""
+    declared_type: str | None
+    """What the uploader claimed (None from a server older than the field)."""
     sha256: str
     created_at: datetime
     updated_at: datetime
@@ -69,6 +72,9 @@ class RemoteFile:
                 name=str(data["name"]),
                 size=size,
                 content_type=str(data["content_type"]),
+                declared_type=(
+                    None if data.get("declared_type") is None else str(data["declared_type"])
+                ),
                 sha256=str(data["sha256"]).lower(),
                 created_at=datetime.fromisoformat(str(data["created_at"])),
                 updated_at=datetime.fromisoformat(str(data["updated_at"])),

@@ -39,6 +39,14 @@ function el(tag, { className, text, attrs } = {}, ...children) {
 
 const sizeUnits = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
 
+// The type shown is the one detected from the bytes; the uploader's claim, when it
+// differs, is in the tooltip.
+function typeTitle(item) {
+  const declared = item.declared_type;
+  if (!declared || declared === item.content_type) return `${item.content_type} (detected)`;
+  return `${item.content_type} (detected; declared ${declared})`;
+}
+
 function formatSize(bytes) {
   let value = bytes;
   let unit = 0;
@@ -1117,7 +1125,7 @@ function fileRow(item) {
   row.append(
     nameCell,
     el("td", { className: "col-size", text: formatSize(item.size), attrs: { title: `${item.size} bytes` } }),
-    el("td", { className: "col-type", text: item.content_type, attrs: { title: item.content_type } }),
+    el("td", { className: "col-type", text: item.content_type, attrs: { title: typeTitle(item) } }),
     el("td", { className: "col-date" }, el("time", { text: formatDate(item.created_at), attrs: { datetime: item.created_at } })),
     el("td", { className: "col-actions" }, actions),
   );
