@@ -32,7 +32,12 @@ async def test_a_store_without_staging_has_no_resumable_uploads(tmp_path: Path) 
         assert parts.staging is None
         assert parts.uploads is None
         report = await parts.collect_garbage()
-    assert report.extra == {"expired_uploads": 0, "stale_reservations": 0}
+    assert report.extra == {
+        "expired_uploads": 0,
+        "stale_reservations": 0,
+        "old_idempotency_keys": 0,
+        "expired_direct_uploads": 0,
+    }
     assert report.errors == []
 
 

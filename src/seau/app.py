@@ -115,6 +115,7 @@ def create_app(settings: Settings) -> FastAPI:
                 uploads=parts.uploads,
                 direct=parts.direct,
                 webhooks=parts.webhooks,
+                idempotency=parts.idempotency,
             )
             delivering = asyncio.create_task(_deliver_webhooks(parts, metrics))
             background = [delivering]
@@ -162,6 +163,7 @@ def create_app(settings: Settings) -> FastAPI:
                 "Range",
                 "If-None-Match",
                 "If-Range",
+                "Idempotency-Key",
                 *TUS_REQUEST_HEADERS,
             ],
             expose_headers=[
@@ -169,6 +171,8 @@ def create_app(settings: Settings) -> FastAPI:
                 "Content-Range",
                 "ETag",
                 "X-Request-ID",
+                "Idempotent-Replayed",
+                "Retry-After",
                 *TUS_RESPONSE_HEADERS,
             ],
         )

@@ -18,6 +18,7 @@ from seau.errors import AdminRequired, InsufficientScope, NotAuthenticated
 from seau.events.service import WebhookService
 from seau.files.links import DownloadLinks
 from seau.files.service import FileService
+from seau.idempotency.service import Idempotency
 from seau.observability import Metrics
 from seau.quotas.service import Quotas
 from seau.settings import Settings
@@ -50,6 +51,7 @@ class AppState:
     # None when the store has no direct-upload capability (the memory store).
     direct: DirectUploads | None
     webhooks: WebhookService
+    idempotency: Idempotency
 
 
 # Every dependency is `async def`, even the trivial ones: FastAPI runs a plain
@@ -141,8 +143,13 @@ async def get_webhooks(state: StateDep) -> WebhookService:
     return state.webhooks
 
 
+async def get_idempotency(state: StateDep) -> Idempotency:
+    return state.idempotency
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 WebhooksDep = Annotated[WebhookService, Depends(get_webhooks)]
+IdempotencyDep = Annotated[Idempotency, Depends(get_idempotency)]
 FilesDep = Annotated[FileService, Depends(get_files)]
 AuthDep = Annotated[AuthService, Depends(get_auth)]
 SharesDep = Annotated[ShareService, Depends(get_shares)]

@@ -45,6 +45,11 @@ class MalformedMultipart(BadRequest):
     title = "Malformed multipart body"
 
 
+class InvalidIdempotencyKey(BadRequest):
+    code = "invalid_idempotency_key"
+    title = "Invalid Idempotency-Key"
+
+
 class NoFileInRequest(BadRequest):
     code = "no_file"
     title = "The request carries no file"
@@ -66,6 +71,11 @@ class ValidationFailed(SeauError):
     status = 422
     code = "validation_error"
     title = "Invalid request"
+
+
+class IdempotencyKeyReused(ValidationFailed):
+    code = "idempotency_key_reused"
+    title = "This Idempotency-Key was used for another request"
 
 
 class InvalidScopes(ValidationFailed):
@@ -247,6 +257,12 @@ class EmailTaken(SeauError):
     status = 409
     code = "email_taken"
     title = "An account with this email already exists"
+
+
+class IdempotencyKeyInUse(SeauError):
+    status = 409
+    code = "idempotency_key_in_use"
+    title = "A request with this Idempotency-Key is still running"
 
 
 class Gone(SeauError):

@@ -39,6 +39,7 @@ from seau.files.links import DownloadLinks
 from seau.files.service import FileService
 from seau.files.types import TypePolicy
 from seau.gc import ExtraStep, GcReport, collect
+from seau.idempotency.service import Idempotency
 from seau.quotas.service import Defaults, Quotas
 from seau.settings import Settings
 from seau.shares.service import ShareService
@@ -87,6 +88,8 @@ class Parts:
     direct: DirectUploads | None
     """Direct uploads; None for a store without the capability (memory)."""
     webhooks: WebhookService
+    idempotency: Idempotency
+    """The answers to requests sent with an `Idempotency-Key` (safe retries)."""
     dispatcher: Dispatcher
     """Delivers the outbox; built here, run by the server (`seau.app`)."""
 
@@ -98,7 +101,7 @@ class Parts:
             grace=timedelta(seconds=self.settings.gc_grace_seconds),
             dry_run=dry_run,
             extra_steps=[
-                *_gc_steps(self.uploads, self.quotas),
+                *_gc_steps(self.uploads, self.quotas, self.idempotency),
                 *_direct_gc(self.direct),
             ],
         )
@@ -272,6 +275,9 @@ async def open_parts(settings: Settings, *, migrate: bool = False) -> AsyncItera
             webhooks=WebhookService(
                 sessions=sessions, db_timeout=settings.database_timeout_seconds
             ),
+            idempotency=Idempotency(
+                sessions=sessions, db_timeout=settings.database_timeout_seconds
+            ),
             dispatcher=dispatcher,
             direct=await stack.enter_async_context(
                 _direct_uploads(
@@ -429,10 +435,13 @@ def _direct_gc(direct: DirectUploads | None) -> list[tuple[str, ExtraStep]]:
     return [("expired_direct_uploads", expired_direct_uploads)]
 
 
-def _gc_steps(uploads: UploadService | None, quotas: Quotas) -> list[tuple[str, ExtraStep]]:
+def _gc_steps(
+    uploads: UploadService | None, quotas: Quotas, idempotency: Idempotency
+) -> list[tuple[str, ExtraStep]]:
     """Reconciler steps of the optional features: expired resumable uploads (their
     reservations go with them), then the reservations of uploads a killed process
-    left, older than the grace period."""
+    left, older than the grace period, then the answers kept for retries that are
+    more than a day old."""
 
     async def expired_uploads(cutoff: datetime, dry_run: bool) -> int:
         if uploads is None:
@@ -442,4 +451,11 @@ def _gc_steps(uploads: UploadService | None, quotas: Quotas) -> list[tuple[str, 
     async def stale_reservations(cutoff: datetime, dry_run: bool) -> int:
         return await quotas.release_stale(before=cutoff, dry_run=dry_run)
 
-    return [("expired_uploads", expired_uploads), ("stale_reservations", stale_reservations)]
+    async def old_idempotency_keys(cutoff: datetime, dry_run: bool) -> int:
+        return await idempotency.purge(dry_run=dry_run)
+
+    return [
+        ("expired_uploads", expired_uploads),
+        ("stale_reservations", stale_reservations),
+        ("old_idempotency_keys", old_idempotency_keys),
+    ]

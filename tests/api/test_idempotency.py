@@ -248,11 +248,32 @@ async def test_a_share_creation_retry_answers_the_same_url(
     assert other.json()["code"] == "idempotency_key_reused"
 
 
+async def test_a_direct_upload_creation_retry_answers_the_same_upload(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    headers = auth | _key()
+    body = {"name": "direct.bin", "size": 10, "content_type": "application/octet-stream"}
+    first = await client.post("/api/v1/direct-uploads", json=body, headers=headers)
+    assert first.status_code == 201, first.text
+    again = await client.post("/api/v1/direct-uploads", json=body, headers=headers)
+    assert again.status_code == 201, again.text
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json()["id"] == first.json()["id"]
+    other = await client.post("/api/v1/direct-uploads", json=body | {"size": 11}, headers=headers)
+    assert other.status_code == 422
+    assert other.json()["code"] == "idempotency_key_reused"
+
+
 async def test_the_openapi_document_names_the_header_and_its_errors(
     client: httpx.AsyncClient,
 ) -> None:
     document = (await client.get("/openapi.json")).json()
-    for path in ("/api/v1/files", "/api/v1/uploads", "/api/v1/files/{file_id}/shares"):
+    for path in (
+        "/api/v1/files",
+        "/api/v1/uploads",
+        "/api/v1/files/{file_id}/shares",
+        "/api/v1/direct-uploads",
+    ):
         operation = document["paths"][path]["post"]
         names = [p["name"] for p in operation.get("parameters", [])]
         assert "Idempotency-Key" in names, path

@@ -926,3 +926,82 @@ def test_user_delete_removes_the_account_its_rows_and_its_objects(cli: Cli) -> N
     missing = admin(cli.server, "delete", "--email", cli.email, "--yes")
     assert missing.returncode == 1
     assert missing.stderr.strip() == f"seau: no account with the email {cli.email}"
+
+
+class AnswerDropper:
+    """A TCP relay to the server that lets everything through except the answer to
+    the first plain upload (`POST /api/v1/files`): it forwards the request whole,
+    then closes the connection when the server starts answering, so the file is
+    stored and the client never hears of it."""
+
+    def __init__(self, port: int) -> None:
+        self._upstream = port
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self.dropped = 0
+        self._sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def __enter__(self) -> AnswerDropper:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
+        for sock in [self._listener, *self._sockets]:
+            sock.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self._upstream))
+            self._sockets += [client, upstream]
+            sent = bytearray()
+            threading.Thread(target=self._up, args=(client, upstream, sent), daemon=True).start()
+            threading.Thread(target=self._down, args=(upstream, client, sent), daemon=True).start()
+
+    def _up(self, client: socket.socket, upstream: socket.socket, sent: bytearray) -> None:
+        with contextlib.suppress(OSError):
+            while data := client.recv(32 * 1024):
+                sent += data
+                upstream.sendall(data)
+
+    def _down(self, upstream: socket.socket, client: socket.socket, sent: bytearray) -> None:
+        with contextlib.suppress(OSError):
+            while data := upstream.recv(32 * 1024):
+                # Without pipelining, an answer that comes after the upload's request
+                # was sent is the upload's answer.
+                if not self.dropped and b"POST /api/v1/files?" in sent:
+                    self.dropped += 1
+                    break
+                client.sendall(data)
+        for sock in (upstream, client):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+def test_an_upload_whose_answer_is_lost_is_sent_again_and_stored_once(cli: Cli) -> None:
+    data = os.urandom(64 * 1024)
+    write(cli.home / "once.bin", data)
+    with AnswerDropper(port_of(cli.server)) as lossy:
+        result = cli(
+            "upload",
+            "once.bin",
+            "--json",
+            env={"SEAU_SERVER": lossy.url, "SEAU_TOKEN": cli.token()},
+        )
+        assert result.returncode == 0, result.stderr
+        assert lossy.dropped == 1
+    (file,) = json.loads(result.stdout)["uploaded"]
+    assert file["sha256"] == sha256(data)
+    # Sent twice with one Idempotency-Key: the second answer is the first file.
+    assert [item["id"] for item in cli.ls()] == [file["id"]]
+    posts = [
+        entry
+        for entry in access_log(cli.server)
+        if entry["method"] == "POST" and entry["path"] == "/api/v1/files"
+    ]
+    assert [entry["status"] for entry in posts[-2:]] == [201, 201]

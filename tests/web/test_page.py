@@ -326,6 +326,42 @@ def test_a_network_failure_shows_on_its_upload_and_retry_completes_it(
     expect(file_row(page, "report.pdf")).to_contain_text("application/pdf")
 
 
+def test_retrying_an_upload_whose_answer_was_lost_stores_it_once(
+    page: Page, server: Server, tmp_path: Path
+) -> None:
+    sign_up(page, new_email())
+    keys: list[str | None] = []
+
+    def is_upload(url: str) -> bool:
+        return "/api/v1/files?name=" in url
+
+    def lose_the_answer(route: Route) -> None:
+        keys.append(route.request.headers.get("idempotency-key"))
+        # The request reaches the server (the file is stored), the answer never the page.
+        stored = route.fetch()
+        assert stored.status == 201, stored.text()
+        route.abort("connectionreset")
+
+    page.route(is_upload, lose_the_answer)
+    path = tmp_path / "minutes.txt"
+    path.write_bytes(b"the minutes of the meeting")
+    page.locator("#file-input").set_input_files(path)
+    row = upload_row(page, "minutes.txt")
+    expect(row.get_by_role("alert")).to_have_text("Network error: the server could not be reached.")
+    page.unroute(is_upload)
+    with page.expect_request(lambda request: is_upload(request.url)) as retried:
+        row.get_by_role("button", name="Retry upload of minutes.txt").click()
+    expect_uploaded(page, "minutes.txt")
+    # The retry carried the first try's key, so the server answered the stored file.
+    assert keys[0]
+    assert retried.value.headers.get("idempotency-key") == keys[0]
+    answer = retried.value.response()
+    assert answer is not None
+    assert answer.headers.get("idempotent-replayed") == "true"
+    assert names_on_server(server, token_of(page)) == ["minutes.txt"]
+    expect(page.locator("#file-rows > tr")).to_have_count(1)
+
+
 @dataclass(frozen=True)
 class Sent:
     """One upload request as the browser sent it."""

@@ -29,12 +29,17 @@ from seau.cli.client_direct import DirectUploadError, upload_direct
 from seau.cli.client_errors import (
     ApiError,
     ClientError,
+    ConnectionFailed,
     ResumableUploadError,
     ResumableUploadsUnsupported,
 )
 from seau.cli.client_tus import RESUMABLE_THRESHOLD, upload_file
 
 CHUNK = 1024 * 1024
+UPLOAD_TRIES = 3
+"""A plain upload is sent again, with its `Idempotency-Key`, after a dropped
+connection or a server that was briefly unavailable: never stored twice."""
+RETRYABLE_STATUSES = frozenset({502, 503, 504})
 PAGE_SIZE = 1000
 # Uploads and downloads can sit idle while the server talks to object storage
 # (finishing a multipart upload on S3), so reads wait longer than connects.
@@ -156,9 +161,11 @@ class Api:
         max_connections: int = 4,
         resumable_threshold: int | None = RESUMABLE_THRESHOLD,
         upload_state: Path | None = None,
+        retry_delay: float = 1.0,
     ) -> None:
         self.server = connection.server
         self.token = connection.token
+        self._retry_delay = retry_delay
         self._resumable_threshold = resumable_threshold
         self._upload_state = upload_state
         self._client = httpx.AsyncClient(
@@ -357,15 +364,33 @@ class Api:
                 on_progress(sent)
                 yield chunk
 
-        response = await self._request(
-            "POST",
-            "/api/v1/files",
-            params={"name": name},
-            content=body(),
-            # A declared length lets the server refuse a file over its limit at once.
-            headers={"Content-Length": str(size), "Content-Type": _content_type(name)},
-        )
-        return RemoteFile.parse(self._json(response))
+        # One key for every try: a retry of an upload the server did store (the
+        # answer was lost) answers that file instead of storing it again.
+        key = str(uuid.uuid4())
+        for attempt in range(1, UPLOAD_TRIES + 1):
+            await asyncio.to_thread(source.seek, 0)
+            try:
+                response = await self._request(
+                    "POST",
+                    "/api/v1/files",
+                    params={"name": name},
+                    content=body(),
+                    headers={
+                        # A declared length lets the server refuse a file over its
+                        # limit at once.
+                        "Content-Length": str(size),
+                        "Content-Type": _content_type(name),
+                        "Idempotency-Key": key,
+                    },
+                )
+            except (ConnectionFailed, ApiError) as exc:
+                if attempt == UPLOAD_TRIES or not _worth_retrying(exc):
+                    raise
+                on_progress(0)
+                await asyncio.sleep(attempt * self._retry_delay)
+                continue
+            return RemoteFile.parse(self._json(response))
+        raise AssertionError("unreachable")
 
     async def download(self, file: RemoteFile, *, dest: Path, on_progress: OnProgress) -> int:
         """Write ``file`` to ``dest`` through ``dest.part``, resuming that partial file.
@@ -472,7 +497,7 @@ class Api:
                 content=content,
             )
         except httpx.TransportError as exc:
-            raise ClientError(self._transport_message(exc)) from None
+            raise ConnectionFailed(self._transport_message(exc)) from None
         if not response.is_success:
             raise self._api_error(response, authenticated=authenticated)
         return response
@@ -560,3 +585,13 @@ async def _write_body(
                 handle.flush()
                 os.fsync(handle.fileno())
     return done
+
+
+def _worth_retrying(exc: ClientError) -> bool:
+    """A dropped connection, a server briefly unavailable, or the first try of the
+    same upload still running on the server (its answer then comes to the retry)."""
+    if isinstance(exc, ConnectionFailed):
+        return True
+    return isinstance(exc, ApiError) and (
+        exc.status in RETRYABLE_STATUSES or exc.code == "idempotency_key_in_use"
+    )

@@ -13,6 +13,10 @@ class ClientError(Exception):
     """A failure to show the user as one line (without the `seau: ` prefix)."""
 
 
+class ConnectionFailed(ClientError):
+    """The request did not get an answer (refused, dropped, timed out)."""
+
+
 class ApiError(ClientError):
     """The server answered with an error (problem details when it is a seau server)."""
 

@@ -402,6 +402,36 @@ class QuotaReservation(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class IdempotencyRecord(Base):
+    """The first answer to a request sent with an `Idempotency-Key`, kept for a
+    day so that a retry gets it again instead of doing the work twice
+    (`seau.idempotency`). The key is stored only as a hash, and the answer
+    encrypted with a key derived from it: a reader of the database can neither
+    replay a request nor read an answer (a share's URL) without the client's key."""
+
+    __tablename__ = "idempotency_record"
+    __table_args__ = (
+        Index("ix_idempotency_record_created_at", "created_at"),
+        MYSQL_TABLE_ARGS,
+    )
+
+    owner_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("user_account.id", ondelete="CASCADE"), primary_key=True
+    )
+    key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # What the request asked (method, path, query, headers that shape it, its JSON).
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    # The running request's token; NULL once its answer is stored.
+    claim: Mapped[str | None] = mapped_column(String(32), default=None)
+    # Renewed while the request runs: a claim left this long is a dead process's.
+    claimed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Base64 of the sealed answer: aiomysql cannot send a bytes parameter.
+    answer: Mapped[str | None] = mapped_column(
+        Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb"), default=None
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class DirectUpload(Base):
     """A direct upload (`seau.direct`): bytes the client sends straight to the store,
     under a key seau chose, that become a file only once seau has verified them.

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.requests import ClientDisconnect
 
 from seau.db.models import DirectUpload, UserFile
-from seau.deps import FilesWriter, StateDep
+from seau.deps import FilesWriter, IdempotencyDep, StateDep
 from seau.direct.errors import (
     BadSignature,
     DirectUploadExpired,
@@ -55,6 +55,7 @@ from seau.errors import (
 )
 from seau.files.multipart import MultipartLimits, MultipartReader, parse_boundary
 from seau.files.schemas import FileRead
+from seau.idempotent import IDEMPOTENCY_ERRORS, IDEMPOTENCY_KEY, once
 from seau.limits import streams_body
 from seau.problems import problem_responses
 from seau.proxy import public_url
@@ -127,8 +128,10 @@ def _file(row: UserFile) -> FileRead:
         RejectedByHook,
         HookUnavailable,
         DirectUploadsUnsupported,
+        *IDEMPOTENCY_ERRORS,
         *_UNAVAILABLE,
     ),
+    openapi_extra={"parameters": [IDEMPOTENCY_KEY]},
     summary="Start a direct upload",
     description="The bytes then go to the store itself: on S3 a presigned POST (its "
     "policy fixes the key, the `Content-Type` and the exact size) or presigned part "
@@ -137,18 +140,33 @@ def _file(row: UserFile) -> FileRead:
     "`POST .../{id}/complete` has verified the size, the SHA-256 and the type.",
 )
 async def create(
-    request: Request, body: DirectUploadCreate, caller: FilesWriter, direct: DirectDep
-) -> DirectUploadRead:
-    sending = await direct.create(
-        owner_id=caller.owner,
-        subject=caller.subject,
-        name=body.name,
-        size=body.size,
-        content_type=body.content_type,
-        sha256=body.sha256.lower() if body.sha256 else None,
-        multipart=body.multipart,
-    )
-    return _read(request, sending)
+    request: Request,
+    body: DirectUploadCreate,
+    caller: FilesWriter,
+    direct: DirectDep,
+    idempotency: IdempotencyDep,
+) -> DirectUploadRead | Response:
+    # A retry with the same `Idempotency-Key` answers the same direct upload.
+    async with once(
+        request, idempotency, caller.owner, body=body.model_dump_json().encode()
+    ) as run:
+        if run.replay is not None:
+            return run.replay
+        sending = await direct.create(
+            owner_id=caller.owner,
+            subject=caller.subject,
+            name=body.name,
+            size=body.size,
+            content_type=body.content_type,
+            sha256=body.sha256.lower() if body.sha256 else None,
+            multipart=body.multipart,
+        )
+        made = _read(request, sending)
+        if not run.claimed:
+            return made
+        return await run.keep(
+            Response(made.model_dump_json(), status_code=201, media_type="application/json")
+        )
 
 
 _OWNER_ERRORS = (

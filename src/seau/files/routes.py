@@ -11,7 +11,14 @@ from starlette.requests import ClientDisconnect
 
 from seau.auth.principal import Principal
 from seau.db.models import UserFile
-from seau.deps import FilesDep, FilesReader, FilesWriter, LinksDep, SettingsDep
+from seau.deps import (
+    FilesDep,
+    FilesReader,
+    FilesWriter,
+    IdempotencyDep,
+    LinksDep,
+    SettingsDep,
+)
 from seau.errors import (
     BadRequest,
     ClientDisconnected,
@@ -51,7 +58,8 @@ from seau.files.schemas import (
     LinkCreated,
     UploadResult,
 )
-from seau.files.service import MAX_QUERY_LENGTH, NewFile, SortKey
+from seau.files.service import MAX_QUERY_LENGTH, FileService, NewFile, SortKey
+from seau.idempotent import IDEMPOTENCY_ERRORS, IDEMPOTENCY_KEY, once
 from seau.limits import streams_body
 from seau.problems import problem_responses
 from seau.proxy import public_url
@@ -125,16 +133,19 @@ def _declared_length(request: Request) -> int | None:
         ValidationFailed,
         RejectedByHook,
         HookUnavailable,
+        *IDEMPOTENCY_ERRORS,
         *UNAVAILABLE,
     ),
-    openapi_extra=_UPLOAD_BODY,
+    openapi_extra={**_UPLOAD_BODY, "parameters": [IDEMPOTENCY_KEY]},
     summary="Upload files",
     description='`multipart/form-data` (parts named `file`) answers `{"files": [...]}`; '
     "a raw body with `?name=` answers the one file. Bytes stream to storage as they "
     "arrive; nothing is kept unless every file of the request is complete. Each "
     "file's `content_type` is detected from its first bytes (the claim is kept as "
     "`declared_type`); with `SEAU_ALLOWED_TYPES`, a type not allowed answers 415 "
-    "`type_not_allowed` before the file stores a byte.",
+    "`type_not_allowed` before the file stores a byte. With an `Idempotency-Key`, "
+    "a retry within a day answers the first answer again (`Idempotent-Replayed: "
+    "true`) instead of storing the files twice.",
 )
 @streams_body
 async def upload(
@@ -142,10 +153,29 @@ async def upload(
     caller: FilesWriter,
     files: FilesDep,
     settings: SettingsDep,
+    idempotency: IdempotencyDep,
     name: Annotated[
         str | None,
         Query(max_length=1024, description="File name, for a raw (non-multipart) body."),
     ] = None,
+) -> UploadResult | FileRead | Response:
+    async with once(request, idempotency, caller.owner) as run:
+        if run.replay is not None:
+            return run.replay
+        made = await _upload(request, caller, files, settings, name)
+        if not run.claimed:
+            return made
+        return await run.keep(
+            Response(made.model_dump_json(), status_code=201, media_type="application/json")
+        )
+
+
+async def _upload(
+    request: Request,
+    caller: Principal,
+    files: FileService,
+    settings: Settings,
+    name: str | None,
 ) -> UploadResult | FileRead:
     content_type = request.headers.get("content-type", "")
     declared = _declared_length(request)

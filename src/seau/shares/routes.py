@@ -13,7 +13,7 @@ from fastapi import APIRouter, Path, Request, Response, Security
 from fastapi.responses import HTMLResponse, StreamingResponse
 from fastapi.security import HTTPBasic
 
-from seau.deps import FilesReader, FilesWriter, SharesDep
+from seau.deps import FilesReader, FilesWriter, IdempotencyDep, SharesDep
 from seau.errors import (
     DatabaseUnavailable,
     FileNotFound,
@@ -36,6 +36,7 @@ from seau.errors import (
     WrongSharePassword,
 )
 from seau.files.http import Conditions, plan_download
+from seau.idempotent import IDEMPOTENCY_ERRORS, IDEMPOTENCY_KEY, once
 from seau.problems import problem_responses
 from seau.proxy import public_url
 from seau.shares import page
@@ -85,26 +86,44 @@ def _read(view: ShareView) -> ShareRead:
         InvalidShare,
         ValidationFailed,
         PasswordHashingBusy,
+        *IDEMPOTENCY_ERRORS,
         *UNAVAILABLE,
     ),
+    openapi_extra={"parameters": [IDEMPOTENCY_KEY]},
     summary="Share a file by link",
     description="Anyone with the answer's `url` may download the file until it expires, "
     "the downloads are used up, or the share is revoked. The URL's secret is in this "
-    "answer only.",
+    "answer only (and, sealed with the key, in what an `Idempotency-Key` keeps for a "
+    "retry).",
 )
 async def create_share(
-    request: Request, file_id: str, body: ShareCreate, caller: FilesWriter, shares: SharesDep
-) -> ShareCreated:
-    made = await shares.create(
-        owner_id=caller.owner,
-        file_id=file_id,
-        expires_in=body.expires_in,
-        password=body.password,
-        max_downloads=body.max_downloads,
-    )
-    return ShareCreated(
-        **_read(made.view).model_dump(), url=public_url(request, f"/s/{made.token}")
-    )
+    request: Request,
+    file_id: str,
+    body: ShareCreate,
+    caller: FilesWriter,
+    shares: SharesDep,
+    idempotency: IdempotencyDep,
+) -> ShareCreated | Response:
+    async with once(
+        request, idempotency, caller.owner, body=body.model_dump_json().encode()
+    ) as run:
+        if run.replay is not None:
+            return run.replay
+        made = await shares.create(
+            owner_id=caller.owner,
+            file_id=file_id,
+            expires_in=body.expires_in,
+            password=body.password,
+            max_downloads=body.max_downloads,
+        )
+        created = ShareCreated(
+            **_read(made.view).model_dump(), url=public_url(request, f"/s/{made.token}")
+        )
+        if not run.claimed:
+            return created
+        return await run.keep(
+            Response(created.model_dump_json(), status_code=201, media_type="application/json")
+        )
 
 
 @api_router.get(

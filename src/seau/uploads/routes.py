@@ -15,7 +15,8 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.routing import APIRoute
 from starlette.requests import ClientDisconnect
 
-from seau.deps import FilesReader, FilesWriter, StateDep
+from seau.auth.principal import Principal
+from seau.deps import FilesReader, FilesWriter, IdempotencyDep, StateDep
 from seau.errors import (
     ClientDisconnected,
     DatabaseUnavailable,
@@ -33,6 +34,7 @@ from seau.errors import (
     TypeNotAllowed,
     UnsupportedMediaType,
 )
+from seau.idempotent import IDEMPOTENCY_ERRORS, IDEMPOTENCY_KEY, once
 from seau.limits import streams_body
 from seau.problems import problem_responses
 from seau.proxy import public_url
@@ -154,8 +156,10 @@ async def options_upload(uploads: UploadsDep) -> Response:
         TooManyActiveUploads,
         RejectedByHook,
         HookUnavailable,
+        *IDEMPOTENCY_ERRORS,
         *UNAVAILABLE,
     ),
+    openapi_extra={"parameters": [IDEMPOTENCY_KEY]},
     summary="Create a resumable upload",
     description="`Upload-Length` (or `Upload-Defer-Length: 1`) and `Upload-Metadata` "
     "(`filename`, `filetype`); a body with `Content-Type: application/offset+octet-stream` "
@@ -166,8 +170,20 @@ async def options_upload(uploads: UploadsDep) -> Response:
 )
 @streams_body
 async def create(
-    request: Request, _version: TusVersion, caller: FilesWriter, uploads: UploadsDep
+    request: Request,
+    _version: TusVersion,
+    caller: FilesWriter,
+    uploads: UploadsDep,
+    idempotency: IdempotencyDep,
 ) -> Response:
+    # A retry of a creation (an `Idempotency-Key`) answers the same upload.
+    async with once(request, idempotency, caller.owner) as run:
+        if run.replay is not None:
+            return run.replay
+        return await run.keep(await _create(request, caller, uploads))
+
+
+async def _create(request: Request, caller: Principal, uploads: UploadService) -> Response:
     headers = request.headers
     with _tus_headers():
         length = parse_integer(headers.get("upload-length"), header="Upload-Length")

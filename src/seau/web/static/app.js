@@ -155,17 +155,26 @@ async function api(path, { method = "GET", json, form, auth = true } = {}) {
 // is stored; rejects with an ApiError, or an AbortError after abort().
 // `getToken` resolves to the bearer token for the next request: a provider's token may
 // be renewed while a long upload runs.
-function sendFile(file, { getToken, onProgress, onWaiting = () => {} }) {
+// `key` is the upload's Idempotency-Key: the same for every try of one picked file, so
+// that retrying an upload whose answer was lost answers the stored file, not a copy.
+function sendFile(file, { key, getToken, onProgress, onWaiting = () => {} }) {
   // Without the tus script (blocked, or failed to load) every file takes the plain way.
   if (file.size >= RESUMABLE_FROM_BYTES && globalThis.tus?.isSupported) {
     return sendResumable(file, { getToken, onProgress, onWaiting });
   }
-  return sendWhole(file, { getToken, onProgress });
+  return sendWhole(file, { key, getToken, onProgress });
+}
+
+// A random Idempotency-Key. crypto.randomUUID exists only in secure contexts; the page
+// may be served over plain HTTP on a private network, where getRandomValues still is.
+function newIdempotencyKey() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 // Raw body with ?name=: one file per request (one progress bar each), and the server
 // refuses an oversized file from its Content-Length before any byte is stored.
-function sendWhole(file, { getToken, onProgress }) {
+function sendWhole(file, { key, getToken, onProgress }) {
   const xhr = new XMLHttpRequest();
   let aborted = false;
   const promise = new Promise((resolve, reject) => {
@@ -174,6 +183,7 @@ function sendWhole(file, { getToken, onProgress }) {
       xhr.open("POST", `${API}/files?name=${encodeURIComponent(file.name)}`);
       xhr.setRequestHeader("Authorization", `Bearer ${token}`);
       xhr.setRequestHeader("Accept", "application/json");
+      if (key) xhr.setRequestHeader("Idempotency-Key", key);
       // The server would parse a multipart/* body as a form: such files go as plain bytes.
       const type = file.type && !/^multipart\//i.test(file.type) ? file.type : "application/octet-stream";
       xhr.setRequestHeader("Content-Type", type);
@@ -742,7 +752,15 @@ let uploadCounter = 0;
 function addFiles(files) {
   const added = Array.from(files, (file) => {
     uploadCounter += 1;
-    const upload = { id: uploadCounter, file, state: "queued", loaded: 0, error: "", transfer: null };
+    const upload = {
+      id: uploadCounter,
+      file,
+      key: newIdempotencyKey(),
+      state: "queued",
+      loaded: 0,
+      error: "",
+      transfer: null,
+    };
     upload.row = uploadRow(upload);
     uploads.push(upload);
     $("uploads").append(upload.row.item);
@@ -836,6 +854,7 @@ async function startUpload(upload) {
   renderUpload(upload);
   const session = current;
   upload.transfer = sendFile(upload.file, {
+    key: upload.key,
     getToken: () => tokenOf(session),
     onProgress: (loaded) => {
       upload.loaded = Math.min(loaded, upload.file.size);
