@@ -18,6 +18,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import Session, SessionTransaction
 
+from seau.db._sqlite import one_trip_connect
+
 DEADLINE = "seau.deadline"
 """`Session.info` key: the event-loop time (`loop.time()`) at which the unit of work
 that owns the session gives up; set by `seau.db.unit.unit_of_work`."""
@@ -66,6 +68,8 @@ def create_engine(url: str, *, connect_timeout: float = 10.0) -> AsyncEngine:
                 _create_private(path)
 
             event.listen(engine.sync_engine, "do_connect", private_file)
+        # After private_file: the first listener to return a connection ends the chain.
+        event.listen(engine.sync_engine, "do_connect", one_trip_connect)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         _skip_idle_rollbacks(engine)
     elif backend == "mysql":
@@ -92,6 +96,7 @@ def create_search_engine(url: str) -> AsyncEngine | None:
         max_overflow=0,
         pool_reset_on_return=None,
     )
+    event.listen(engine.sync_engine, "do_connect", one_trip_connect)
     event.listen(engine.sync_engine, "connect", _sqlite_reader_pragmas)
     _skip_idle_rollbacks(engine)
     return engine

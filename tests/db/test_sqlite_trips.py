@@ -1,0 +1,72 @@
+"""SQLite: one trip to aiosqlite's thread per statement (`seau.db._sqlite`), same results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+
+from seau.db.engine import create_engine, create_sessionmaker
+
+
+@pytest.fixture
+def trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    seen: list[str] = []
+    real = aiosqlite.Connection._execute
+
+    async def counting(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        seen.append(getattr(fn, "__name__", repr(fn)))
+        return await real(self, fn, *args, **kwargs)  # type: ignore[no-untyped-call]
+
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counting)
+    return seen
+
+
+async def test_a_statement_with_its_rows_is_one_trip(tmp_path: Path, trips: list[str]) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'seau.db'}")
+    sessions = create_sessionmaker(engine)
+    try:
+        async with sessions() as session:
+            await session.execute(text("CREATE TABLE t (x INTEGER PRIMARY KEY, y TEXT)"))
+            await session.commit()
+        trips.clear()
+        async with sessions() as session:
+            inserted = await session.execute(
+                text("INSERT INTO t (y) VALUES (:y)"), [{"y": "a"}, {"y": "b"}]
+            )
+            assert inserted.rowcount == 2  # type: ignore[attr-defined]
+            await session.commit()
+        assert len(trips) == 2, f"the insert and the commit, nothing else: {trips}"
+        trips.clear()
+        async with sessions() as session:
+            rows = (await session.execute(text("SELECT x, y FROM t ORDER BY x"))).all()
+            first = (await session.execute(text("SELECT y FROM t WHERE x = 1"))).scalar_one()
+            none = (await session.execute(text("SELECT y FROM t WHERE x = 9"))).first()
+        assert [tuple(r) for r in rows] == [(1, "a"), (2, "b")]
+        assert (first, none) == ("a", None)
+        assert len(trips) == 3, f"one trip per select, rows included: {trips}"
+    finally:
+        await engine.dispose()
+
+
+async def test_driver_errors_keep_their_sqlalchemy_type(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'seau.db'}")
+    sessions = create_sessionmaker(engine)
+    try:
+        async with sessions() as session:
+            await session.execute(text("CREATE TABLE t (x INTEGER PRIMARY KEY)"))
+            await session.execute(text("INSERT INTO t VALUES (1)"))
+            await session.commit()
+        async with sessions() as session:
+            with pytest.raises(IntegrityError):
+                await session.execute(text("INSERT INTO t VALUES (1)"))
+            await session.rollback()
+            updated = await session.execute(text("UPDATE t SET x = 2 WHERE x = 1"))
+            assert updated.rowcount == 1  # type: ignore[attr-defined]
+            await session.commit()
+    finally:
+        await engine.dispose()
