@@ -318,8 +318,12 @@ class DirectUploads:
             raise VerificationFailed(
                 ["size"], f"{stored.size} bytes were stored, {row.size} were declared"
             )
+        checksum = None
         try:
-            checksum = await storage_call(self._target.stored_sha256(row.object_key))
+            if row.sha256 is not None and row.handle is None:
+                # Only a single part can carry a full-object SHA-256 that S3 verified
+                # (a multipart object's is a checksum of its parts' checksums).
+                checksum = await storage_call(self._target.stored_sha256(row.object_key))
             head, sha256 = await self._read_back(row, whole=checksum is None)
         except ObjectNotFound:
             await self._dispose(row)

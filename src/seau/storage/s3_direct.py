@@ -7,14 +7,12 @@ the declared size); with a declared SHA-256 it also carries
 not read the object to verify it. A presigned part PUT cannot bound its size; what
 the parts add up to is checked at completion, like everything else.
 
-Signing is botocore's (the download links' client, `s3_links`); the multipart calls
-are the resumable uploads' aiobotocore adapter (`s3_staging`), whose error
-translation they share.
+Signing and the multipart calls both go through the resumable uploads' aiobotocore
+adapter (`s3_staging`), whose client and error translation they share.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 from collections.abc import Sequence
@@ -24,8 +22,7 @@ from typing import Any
 from seau.storage.direct import PartsRejected, PresignedPost, StoredPart
 from seau.storage.errors import ObjectNotFound, StorageUnavailable
 from seau.storage.keys import validate_key
-from seau.storage.s3 import S3Options
-from seau.storage.s3_links import MAX_EXPIRY, S3DownloadLinks
+from seau.storage.s3_links import MAX_EXPIRY
 from seau.storage.s3_staging import S3UploadStaging, _describe, _error_of, _Gone, _sdk
 
 # What S3 answers when the parts named do not make an object.
@@ -34,10 +31,6 @@ _REJECTED = frozenset({"InvalidPart", "InvalidPartOrder", "EntityTooSmall", "Mal
 
 class S3DirectUploads(S3UploadStaging):
     """`DirectTarget` and `UploadSigner` on one bucket (and prefix)."""
-
-    def __init__(self, options: S3Options) -> None:
-        super().__init__(options)
-        self._signer = S3DownloadLinks(options)
 
     # -- signing -------------------------------------------------------------
 
@@ -93,14 +86,13 @@ class S3DirectUploads(S3UploadStaging):
         validate_key(key)
         if not timedelta(seconds=1) <= expires_in <= MAX_EXPIRY:
             raise ValueError("a presigned URL lasts between 1 second and 7 days")
-        seconds = int(expires_in.total_seconds())
-
-        def sign() -> Any:
-            client = self._signer.signing_client()
-            return getattr(client, method)(**arguments, ExpiresIn=seconds)
-
+        # The multipart calls' aiobotocore client signs too: one SDK client in memory
+        # (each loads S3's service model, ~20 MiB), not a botocore one beside it.
+        await self._connect()
         try:
-            return await asyncio.to_thread(sign)
+            return await getattr(self._client, method)(
+                **arguments, ExpiresIn=int(expires_in.total_seconds())
+            )
         except Exception as exc:
             if type(exc).__name__ == "NoCredentialsError":
                 return None

@@ -83,11 +83,6 @@ class S3DownloadLinks:
             raise StorageUnavailable(f"signing a link to {key!r} failed: {exc}") from None
         return url
 
-    def signing_client(self) -> Any:
-        """The botocore client links are signed with (blocking on first use: it may
-        look for credentials), for the other presigned operations of the S3 store."""
-        return self._connect()
-
     def _connect(self) -> Any:
         with self._lock:
             if self._client is None:
