@@ -85,7 +85,12 @@ class Site:
 
 
 async def open_site(
-    request: pytest.FixtureRequest, tmp: Path, *, store: str, database: str = "sqlite"
+    request: pytest.FixtureRequest,
+    tmp: Path,
+    *,
+    store: str,
+    database: str = "sqlite",
+    **more: object,
 ) -> AsyncIterator[Site]:
     with scratch_database(database, tmp) as database_url:  # type: ignore[arg-type]
         extra: dict[str, object] = {}
@@ -108,6 +113,7 @@ async def open_site(
             signup_per_minute=0,
             direct_multipart_threshold_bytes=8 * MiB,
             **extra,  # type: ignore[arg-type]
+            **more,  # type: ignore[arg-type]
         )
         app = create_app(settings)
         async with app.router.lifespan_context(app):

@@ -55,6 +55,15 @@ class UrlExpired(SeauError):
     title = "The upload URL expired; ask for a new one"
 
 
+class PolicyViolated(SeauError):
+    """A form sent to seau's own URL that its policy does not allow (another
+    `Content-Type` than declared), as S3 refuses one (403)."""
+
+    status = 403
+    code = "direct_upload_policy"
+    title = "The upload does not match what its URL allows"
+
+
 class DirectUploadsUnsupported(SeauError):
     status = 501
     code = "direct_uploads_unsupported"

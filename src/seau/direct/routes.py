@@ -16,6 +16,7 @@ from seau.direct.errors import (
     DirectUploadNotFound,
     DirectUploadsUnsupported,
     NotMultipart,
+    PolicyViolated,
     UrlExpired,
     VerificationFailed,
 )
@@ -269,6 +270,7 @@ Expires = Annotated[str, Query(max_length=20)]
 Signature = Annotated[str, Query(max_length=100)]
 _SIGNED_ERRORS = (
     BadSignature,
+    PolicyViolated,
     UrlExpired,
     DirectUploadNotFound,
     DirectUploadExpired,

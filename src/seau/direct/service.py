@@ -34,6 +34,7 @@ from seau.direct.errors import (
     DirectUploadExpired,
     DirectUploadNotFound,
     NotMultipart,
+    PolicyViolated,
     VerificationFailed,
 )
 from seau.direct.signing import DIRECT_PATH, OBJECT, UrlSigner, part_target
@@ -397,7 +398,7 @@ class DirectUploads:
         if row.handle is not None:
             raise NotMultipart("this upload is sent in parts")
         if content_type is not None and sanitize_content_type(content_type) != row.declared_type:
-            raise NotMultipart(f"the Content-Type field must be {row.declared_type}")
+            raise PolicyViolated(f"the Content-Type field must be {row.declared_type}")
         metered = ByteMeter(data, limit=row.size, too_large=_too_large, sha256=None)
         await storage_call(self._store.put(row.object_key, metered, content_type=row.declared_type))
 
