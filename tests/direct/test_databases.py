@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 from tests.conftest import sign_up
 from tests.direct.conftest import Site, complete, create, open_site, post_form, sha256
+from tests.quotas.invariant import check_invariant
 
 
 @pytest.fixture(
@@ -55,6 +56,9 @@ async def test_create_and_complete(database_site: Site) -> None:
         )
         listed = (await http.get("/api/v1/files", headers=auth)).json()["items"]
         assert [f["id"] for f in listed] == [made["id"]]
+    url = database_site.settings.database_url
+    assert url is not None
+    assert (await check_invariant(url))["reservations"] == 0
 
 
 async def test_a_mismatch_releases_the_reservation(database_site: Site) -> None:
@@ -66,3 +70,6 @@ async def test_a_mismatch_releases_the_reservation(database_site: Site) -> None:
         assert refused["differs"] == "size"
         usage = (await http.get("/api/v1/usage", headers=auth)).json()
         assert (usage["used_bytes"], usage["reserved_bytes"]) == (0, 0)
+    url = database_site.settings.database_url
+    assert url is not None
+    await check_invariant(url)

@@ -16,6 +16,7 @@ from tests.direct.conftest import (
     send_parts,
     sha256,
 )
+from tests.quotas.invariant import check_invariant
 
 from seau.wiring import open_parts
 
@@ -291,6 +292,8 @@ async def test_gc_removes_abandoned_direct_uploads(
         assert status.status_code == 404
     usage = (await http.get("/api/v1/usage", headers=auth)).json()
     assert usage["reserved_bytes"] == 0
+    assert site.settings.database_url is not None
+    await check_invariant(site.settings.database_url)
 
 
 async def test_routes_need_the_files_write_scope(http: httpx.AsyncClient) -> None:
