@@ -170,9 +170,17 @@ class Dispatcher:
                 with_default=self._default is not None,
             )
         if claimed:
-            async with asyncio.TaskGroup() as group:
-                for delivery in claimed:
-                    group.create_task(self._attempt(delivery, token))
+            accepted: list[uuid.UUID] = []
+            try:
+                async with asyncio.TaskGroup() as group:
+                    for delivery in claimed:
+                        group.create_task(self._attempt(delivery, token, accepted))
+            finally:
+                # Recorded even if the step is cancelled now: a delivery answered
+                # 2xx and left pending would be sent again when its lease ends.
+                # One commit for the batch, not one per delivery.
+                if accepted:
+                    await asyncio.shield(self._record_delivered(accepted, token))
         loop_time = asyncio.get_running_loop().time()
         if loop_time - self._last_forget > 60:
             self._last_forget = loop_time
@@ -187,7 +195,9 @@ class Dispatcher:
         age = 0.0 if oldest is None else max(0.0, (utcnow() - oldest).total_seconds())
         return count, age
 
-    async def _attempt(self, delivery: Claimed, token: str) -> None:
+    async def _attempt(self, delivery: Claimed, token: str, accepted: list[uuid.UUID]) -> None:
+        """POST ``delivery``; a 2xx joins ``accepted`` (recorded with the batch),
+        a failure is recorded at once (its retry time or its failure)."""
         import httpx  # loaded by `_http` below
 
         url, secret = delivery.url, delivery.secret
@@ -237,11 +247,22 @@ class Dispatcher:
             },
         )
         self._on_attempt(outcome)
-        # Recorded even if the step is cancelled now: a delivery answered 2xx and
-        # left pending would only be sent again when its lease ends.
-        await asyncio.shield(self._record(delivery, token, outcome, attempts, status, error))
+        if outcome == DELIVERED:
+            accepted.append(delivery.id)
+            return
+        await asyncio.shield(
+            self._record_failure(delivery, token, outcome, attempts, status, error)
+        )
 
-    async def _record(
+    async def _record_delivered(self, delivery_ids: list[uuid.UUID], token: str) -> None:
+        try:
+            async with self._unit() as session:
+                await repository.delivered(session, delivery_ids, token=token)
+        except Exception:
+            # The claims' lease ends and the deliveries are attempted again.
+            log.warning("could not record %d webhook deliveries", len(delivery_ids), exc_info=True)
+
+    async def _record_failure(
         self,
         delivery: Claimed,
         token: str,
@@ -252,9 +273,6 @@ class Dispatcher:
     ) -> None:
         try:
             async with self._unit() as session:
-                if outcome == DELIVERED:
-                    await repository.delivered(session, delivery.id, token=token)
-                    return
                 retry_at = None
                 if outcome == RETRYING:
                     retry_at = utcnow() + timedelta(seconds=self._retry.delay(attempts))

@@ -4,6 +4,7 @@ commits what it wrote, so each is a whole unit of work for its caller."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -190,10 +191,14 @@ async def claim(
     return [Claimed(**row._asdict()) for row in rows]
 
 
-async def delivered(session: AsyncSession, delivery_id: uuid.UUID, *, token: str) -> None:
+async def delivered(
+    session: AsyncSession, delivery_ids: Sequence[uuid.UUID], *, token: str
+) -> None:
+    """The deliveries a step's receivers accepted, in one statement and commit (on
+    SQLite each commit is an fsync, and uploads wait for the one writer)."""
     await session.execute(
         delete(WebhookDelivery).where(
-            WebhookDelivery.id == delivery_id, WebhookDelivery.claim_token == token
+            WebhookDelivery.id.in_(delivery_ids), WebhookDelivery.claim_token == token
         )
     )
     await session.commit()
