@@ -17,6 +17,7 @@ import os
 import re
 import secrets
 import shutil
+import threading
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from pathlib import Path
 
@@ -28,9 +29,10 @@ from seau.storage._disk import (
     fsync_directory,
     make_parents,
     run_in_thread,
+    run_owning,
 )
 from seau.storage.direct import PartsRejected, StoredPart
-from seau.storage.errors import InvalidKey, ObjectNotFound
+from seau.storage.errors import InvalidKey, ObjectNotFound, StorageError, StorageUnavailable
 from seau.storage.keys import validate_key
 
 DIRECT_DIR_NAME = "direct"
@@ -91,19 +93,8 @@ class LocalDirectUploads:
         directory = self._parts_dir(handle)
         if not 1 <= number <= 10_000:
             raise ValueError(f"part number {number} is not between 1 and 10000")
-        if not await run_in_thread(directory.is_dir):
-            raise ObjectNotFound(key)
-        temp = directory / f"tmp-{secrets.token_hex(8)}"
-        fd = await run_in_thread(
-            os.open, temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE
-        )
         md5 = hashlib.md5(usedforsecurity=False)
         size = 0
-
-        def write(buffer: bytes | bytearray) -> None:
-            view = memoryview(buffer)
-            while view:
-                view = view[os.write(fd, view) :]
 
         async def hashed() -> AsyncIterator[bytes]:
             nonlocal size
@@ -114,30 +105,21 @@ class LocalDirectUploads:
 
         copy = BufferedCopy(hashed())
         try:
-            await copy.into(write, buffer_size=self._write_buffer_size)
-            await run_in_thread(os.fsync, fd)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                await asyncio.shield(run_in_thread(_close_and_unlink, fd, temp))
-            fd = -1
+            part = await run_owning(_PartFile.create, _PartFile.discard, directory)
+        except StorageUnavailable as exc:
             await copy.close_after_failure()
+            raise _gone_or(exc, key) from None
+        try:
+            await copy.into(part.write, buffer_size=self._write_buffer_size)
+            await run_in_thread(part.place, number, md5.hexdigest())
+        except BaseException as exc:
+            with contextlib.suppress(OSError, StorageError):
+                await asyncio.shield(run_in_thread(part.discard))
+            await copy.close_after_failure()
+            if isinstance(exc, StorageUnavailable):
+                raise _gone_or(exc, key) from None
             raise
-        finally:
-            if fd >= 0:
-                await run_in_thread(os.close, fd)
-        etag = md5.hexdigest()
-        await run_in_thread(self._place, directory, temp, number, etag)
-        return StoredPart(number=number, etag=f'"{etag}"', size=size)
-
-    @staticmethod
-    def _place(directory: Path, temp: Path, number: int, etag: str) -> None:
-        for entry in os.scandir(directory):
-            match = _PART_FILE.fullmatch(entry.name)
-            if match is not None and int(match[1]) == number and match[2] != etag:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(entry.path)
-        os.replace(temp, directory / f"{number}.{etag}")
-        fsync_directory(directory)
+        return StoredPart(number=number, etag=f'"{md5.hexdigest()}"', size=size)
 
     async def complete_multipart(
         self, key: str, *, handle: str, parts: Sequence[tuple[int, str]]
@@ -183,10 +165,59 @@ class LocalDirectUploads:
         """Nothing to release: every file is closed when its operation ends."""
 
 
+class _PartFile:
+    """A part being written in its upload's directory, its descriptor under a lock (a
+    cancelled ``await`` leaves its thread running; see `seau.storage.local`). Never
+    creates the directory: an aborted upload's stays gone."""
+
+    def __init__(self, directory: Path, fd: int, path: Path) -> None:
+        self._directory = directory
+        self._fd = fd
+        self._path = path
+        self._lock = threading.Lock()
+
+    @classmethod
+    def create(cls, directory: Path) -> _PartFile:
+        path = directory / f"tmp-{secrets.token_hex(8)}"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+        return cls(directory, fd, path)
+
+    def write(self, data: bytes | bytearray) -> None:
+        with self._lock:
+            if self._fd < 0:
+                raise StorageUnavailable("local store: write after close")
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._fd, view) :]
+
+    def place(self, number: int, etag: str) -> None:
+        """Sync and close the part, then put it in place of any earlier one."""
+        with self._lock:
+            os.fsync(self._fd)
+            os.close(self._fd)
+            self._fd = -1
+            for entry in os.scandir(self._directory):
+                match = _PART_FILE.fullmatch(entry.name)
+                if match is not None and int(match[1]) == number and match[2] != etag:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(entry.path)
+            os.replace(self._path, self._directory / f"{number}.{etag}")
+            fsync_directory(self._directory)
+
+    def discard(self) -> None:
+        with self._lock:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
+            self._path.unlink(missing_ok=True)
+
+
+def _gone_or(exc: StorageUnavailable, key: str) -> StorageError:
+    """A part's upload aborted meanwhile (its directory gone) is `ObjectNotFound`."""
+    if isinstance(exc.__cause__, FileNotFoundError):
+        return ObjectNotFound(key)
+    return exc
+
+
 def _private(path: str, flags: int) -> int:
     return os.open(path, flags | os.O_CLOEXEC, FILE_MODE)
-
-
-def _close_and_unlink(fd: int, path: Path) -> None:
-    os.close(fd)
-    path.unlink(missing_ok=True)
