@@ -20,15 +20,16 @@ from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from seau.auth.keys import AccessKeys, is_access_key
+from seau.auth.owner_check import CONDITIONS, USERS, OwnerCheck
 from seau.auth.owners import check_subject, owner_for
 from seau.auth.principal import SIGN_IN_SCOPES, Principal, Scope, Via
 from seau.auth.tokens import ISSUER as SEAU_ISSUER
 from seau.auth.tokens import TokenSigner
-from seau.db.models import AccessKeyKind, User
+from seau.db.models import AccessKeyKind
 from seau.db.unit import DEFAULT_TIMEOUT_SECONDS, unit_of_work
 from seau.errors import InsufficientScope, InvalidToken, TokenExpired
 
@@ -36,10 +37,7 @@ if TYPE_CHECKING:
     from seau.auth.app_tokens import AppTokenVerifier, Identity
     from seau.auth.oidc import OidcVerifier
 
-_USERS = User.metadata.tables[User.__tablename__]
-_SESSION_OWNER = select(
-    _USERS.c.subject, _USERS.c.is_active, _USERS.c.is_admin, _USERS.c.token_version
-).where(_USERS.c.id == bindparam("id"))
+_SESSION_OWNER = select(USERS.c.subject, USERS.c.is_admin).where(*CONDITIONS)
 # A JWT's payload is small; a longer one is not a token anyone trusted issued.
 _MAX_TOKEN_LENGTH = 16 * 1024
 
@@ -87,15 +85,22 @@ class Authenticator:
     def _unit(self) -> AbstractAsyncContextManager[AsyncSession]:
         return unit_of_work(self._sessions, timeout_seconds=self._db_timeout)
 
-    async def authenticate(self, token: str, *, act_as: str | None = None) -> Principal:
+    async def authenticate(
+        self, token: str, *, act_as: str | None = None, fold: bool = False
+    ) -> Principal:
         """The caller ``token`` names; with ``act_as`` (the `Seau-Subject` header),
         the subject a service key acts for. `InvalidToken` / `TokenExpired` for a
         token that is not good; `InsufficientScope` for ``act_as`` without
-        the ``act-as`` scope."""
+        the ``act-as`` scope.
+
+        With ``fold``, a seau sign-in's owner check is not made here but handed
+        over as `Principal.pending`, for the caller's first statement to fold in
+        (`seau.auth.owner_check`); every other kind of token is checked in full."""
         if is_access_key(token):
             principal = await self._access_key(token)
         else:
-            principal = await self._jwt(token)
+            # With act_as, the 401 of a bad sign-in must come before the 403.
+            principal = await self._jwt(token, fold=fold and act_as is None)
         if act_as is None:
             return principal
         if principal.via is not Via.SERVICE or Scope.ACT_AS not in principal.scopes:
@@ -115,10 +120,10 @@ class Authenticator:
             acting_for=True,
         )
 
-    async def _jwt(self, token: str) -> Principal:
+    async def _jwt(self, token: str, *, fold: bool) -> Principal:
         issuer = unverified_issuer(token)
         if issuer == SEAU_ISSUER:
-            return await self._session(token)
+            return await self._session(token, fold=fold)
         identity: Identity
         if self._oidc is not None and issuer == self._oidc_issuer:
             identity = await self._oidc.verify(token)
@@ -142,14 +147,25 @@ class Authenticator:
             is_admin=owner.is_admin,
         )
 
-    async def _session(self, token: str) -> Principal:
+    async def _session(self, token: str, *, fold: bool) -> Principal:
         if not self._local_accounts:
             raise InvalidToken("seau's own accounts are turned off here")
         claims = self._signer.verify(token)
+        check = OwnerCheck(user_id=claims.user_id, version=claims.version)
+        if fold:
+            # Who the owner is (subject, admin) is not known without the row: a
+            # folding route reaches the owner's files and nothing else.
+            return Principal(
+                via=Via.SESSION,
+                scopes=SIGN_IN_SCOPES,
+                owner_id=claims.user_id,
+                subject=None,
+                pending=check,
+            )
         async with self._unit() as session:
             # Every request runs this: a prepared Core select, no ORM identity map.
-            found = (await session.execute(_SESSION_OWNER, {"id": claims.user_id})).first()
-        if found is None or not found.is_active or found.token_version != claims.version:
+            found = (await session.execute(_SESSION_OWNER, check.params())).first()
+        if found is None:
             raise InvalidToken("the token is not valid")
         return Principal(
             via=Via.SESSION,

@@ -5,8 +5,12 @@ from __future__ import annotations
 import enum
 import uuid
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from seau.errors import SubjectRequired
+
+if TYPE_CHECKING:
+    from seau.auth.owner_check import OwnerCheck
 
 
 class Scope(enum.StrEnum):
@@ -64,11 +68,27 @@ class Principal:
     """The personal token or service key used, if one was."""
     acting_for: bool = False
     """A service key acting for ``subject`` (`Seau-Subject`)."""
+    pending: OwnerCheck | None = None
+    """A seau sign-in whose owner check is left to the route's first statement
+    (`seau.deps.FilesReaderFolded`); ``subject`` is then unknown (None)."""
 
     @property
     def owner(self) -> uuid.UUID:
         """Whose files this request reaches; `SubjectRequired` for a service key
-        that names nobody."""
+        that names nobody. Refused while the owner check is pending: the
+        folding route reads `owner_id` and passes `pending` on with it."""
+        if self.pending is not None:
+            raise RuntimeError("the owner check of this sign-in has not been made")
+        return self._owner()
+
+    def owner_to_check(self) -> tuple[uuid.UUID, OwnerCheck | None]:
+        """`owner` and the owner check still to fold into the statement that reads
+        the owner's file (None when the check was made)."""
+        if self.pending is not None and self.owner_id is not None:
+            return self.owner_id, self.pending
+        return self._owner(), None
+
+    def _owner(self) -> uuid.UUID:
         if self.owner_id is None:
             raise SubjectRequired(
                 "a service key acts for a subject: name it in the Seau-Subject header"

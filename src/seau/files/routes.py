@@ -14,6 +14,7 @@ from seau.db.models import UserFile
 from seau.deps import (
     FilesDep,
     FilesReader,
+    FilesReaderFolded,
     FilesWriter,
     IdempotencyDep,
     LinksDep,
@@ -276,8 +277,9 @@ async def list_files(
     responses=problem_responses(*AUTH_ERRORS, FileNotFound, ValidationFailed, *UNAVAILABLE),
     summary="A file's metadata",
 )
-async def get_file(file_id: str, caller: FilesReader, files: FilesDep) -> FileRead:
-    return _file_read(await files.get(owner_id=caller.owner, file_id=file_id))
+async def get_file(file_id: str, caller: FilesReaderFolded, files: FilesDep) -> FileRead:
+    owner_id, pending = caller.owner_to_check()
+    return _file_read(await files.get(owner_id=owner_id, file_id=file_id, pending=pending))
 
 
 @router.patch(
@@ -358,7 +360,7 @@ _DOWNLOAD_HEADERS = {
 async def download(
     request: Request,
     file_id: str,
-    caller: FilesReader,
+    caller: FilesReaderFolded,
     files: FilesDep,
     links: LinksDep,
     settings: SettingsDep,
@@ -366,7 +368,8 @@ async def download(
     redirect: Redirect = None,
 ) -> Response:
     if settings.download_redirect if redirect is None else redirect:
-        row = await files.get(owner_id=caller.owner, file_id=file_id)
+        owner_id, pending = caller.owner_to_check()
+        row = await files.get(owner_id=owner_id, file_id=file_id, pending=pending)
         link = await links.issue(
             row,
             lifetime=links.max_ttl,
@@ -395,7 +398,7 @@ async def download(
 async def download_head(
     request: Request,
     file_id: str,
-    caller: FilesReader,
+    caller: FilesReaderFolded,
     files: FilesDep,
     disposition: Disposition = "attachment",
 ) -> Response:
@@ -411,7 +414,8 @@ async def _content(
     *,
     with_body: bool,
 ) -> Response:
-    row = await files.get(owner_id=caller.owner, file_id=file_id)
+    owner_id, pending = caller.owner_to_check()
+    row = await files.get(owner_id=owner_id, file_id=file_id, pending=pending)
     return await _serve(
         request, row, files, want_inline=disposition == "inline", with_body=with_body
     )

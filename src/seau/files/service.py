@@ -29,6 +29,7 @@ from typing import Literal
 from sqlalchemy import (
     Select,
     and_,
+    bindparam,
     delete,
     func,
     insert,
@@ -41,6 +42,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 
+from seau.auth.owner_check import HOLDS, OwnerCheck
 from seau.db.base import utcnow
 from seau.db.models import NAME_SEARCH_TABLE, FileState, UserFile
 from seau.db.unit import DEFAULT_TIMEOUT_SECONDS, unit_of_work
@@ -374,9 +376,14 @@ class FileService:
 
     # -- reading -----------------------------------------------------------
 
-    async def get(self, *, owner_id: uuid.UUID, file_id: str) -> UserFile:
+    async def get(
+        self, *, owner_id: uuid.UUID, file_id: str, pending: OwnerCheck | None = None
+    ) -> UserFile:
+        """The ready file ``file_id`` of ``owner_id``, else `FileNotFound`. With
+        ``pending`` (a sign-in's owner check, `seau.auth.owner_check`), the check is
+        folded into the same statement: `InvalidToken` when it fails, file or not."""
         async with self._unit() as session:
-            return await self._owned(session, owner_id=owner_id, file_id=file_id)
+            return await self._owned(session, owner_id=owner_id, file_id=file_id, pending=pending)
 
     async def open_content(
         self, row: UserFile, *, start: int = 0, end: int | None = None
@@ -481,20 +488,29 @@ class FileService:
     # -- plumbing ----------------------------------------------------------
 
     @staticmethod
-    async def _owned(session: AsyncSession, *, owner_id: uuid.UUID, file_id: str) -> UserFile:
-        """The ready file ``file_id`` of ``owner_id``; anything else is "not found"."""
+    async def _owned(
+        session: AsyncSession,
+        *,
+        owner_id: uuid.UUID,
+        file_id: str,
+        pending: OwnerCheck | None = None,
+    ) -> UserFile:
+        """The ready file ``file_id`` of ``owner_id``; anything else is "not found"
+        (once a ``pending`` owner check is known to hold: a bad token says so first)."""
         try:
             parsed = uuid.UUID(file_id)
         except ValueError:
+            if pending is not None:
+                await pending.confirm(session)
             raise FileNotFound() from None
-        row = await session.scalar(
-            select(UserFile).where(
-                UserFile.id == parsed,
-                UserFile.owner_id == owner_id,
-                UserFile.state == FileState.READY,
-            )
-        )
+        if pending is None:
+            row = await session.scalar(_OWNED, {"file_id": parsed, "owner_id": owner_id})
+        else:
+            params = {"file_id": parsed, "owner_id": owner_id, **pending.params()}
+            row = await session.scalar(_OWNED_CHECKED, params)
         if row is None:
+            if pending is not None:
+                await pending.confirm(session)
             raise FileNotFound()
         return row
 
@@ -503,6 +519,13 @@ class FileService:
 
 
 _FILE_TABLE = UserFile.metadata.tables[UserFile.__tablename__]
+# Built once: their compiled forms are cached, and no statement is assembled per request.
+_OWNED = select(UserFile).where(
+    UserFile.id == bindparam("file_id"),
+    UserFile.owner_id == bindparam("owner_id"),
+    UserFile.state == FileState.READY,
+)
+_OWNED_CHECKED = _OWNED.where(HOLDS)
 _INSERT_FILE = insert(_FILE_TABLE)
 
 

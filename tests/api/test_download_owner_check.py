@@ -1,0 +1,70 @@
+"""Downloads fold a sign-in's owner check into the file's statement
+(`seau.auth.owner_check`): revocation stays instant, and the errors keep their order
+(a bad token is 401 whatever the file; a good one for a missing file is 404)."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+
+from tests.api.helpers import assert_problem
+from tests.conftest import Running, sign_up
+
+FOLDED = ("GET {}/content", "HEAD {}/content", "GET {}")
+
+
+async def _upload(client: httpx.AsyncClient, auth: dict[str, str]) -> str:
+    created = await client.post(
+        "/api/v1/files", headers=auth, files={"file": ("a.txt", b"hello", "text/plain")}
+    )
+    assert created.status_code == 201, created.text
+    file_id: str = created.json()["files"][0]["id"]
+    return file_id
+
+
+async def _call(
+    client: httpx.AsyncClient, route: str, file_id: str, auth: dict[str, str]
+) -> httpx.Response:
+    method, path = route.split(" ")
+    return await client.request(method, path.format(f"/api/v1/files/{file_id}"), headers=auth)
+
+
+@pytest.mark.parametrize("route", FOLDED)
+async def test_a_signed_out_token_is_refused_at_once_on_folded_routes(
+    client: httpx.AsyncClient, route: str
+) -> None:
+    auth = await sign_up(client)
+    file_id = await _upload(client, auth)
+    assert (await _call(client, route, file_id, auth)).status_code == 200
+    assert (await client.post("/api/v1/auth/logout", headers=auth)).status_code == 204
+    for target in (file_id, str(uuid.uuid4()), "not-a-uuid"):
+        response = await _call(client, route, target, auth)
+        assert response.status_code == 401, (target, response.status_code)
+        if route.startswith("GET"):
+            assert_problem(response, 401, "token_invalid")
+
+
+async def test_a_disabled_owner_is_refused_on_downloads(
+    client: httpx.AsyncClient, running: Running
+) -> None:
+    auth = await sign_up(client)
+    file_id = await _upload(client, auth)
+    me = (await client.get("/api/v1/users/me", headers=auth)).json()
+    await running.app.state.seau.auth.set_active(uuid.UUID(me["id"]), active=False)
+    response = await client.get(f"/api/v1/files/{file_id}/content", headers=auth)
+    assert_problem(response, 401, "token_invalid")
+
+
+async def test_a_good_token_still_gets_404_for_a_file_it_does_not_own(
+    client: httpx.AsyncClient,
+) -> None:
+    owner = await sign_up(client)
+    other = await sign_up(client)
+    file_id = await _upload(client, owner)
+    for target in (file_id, str(uuid.uuid4()), "not-a-uuid"):
+        response = await client.get(f"/api/v1/files/{target}/content", headers=other)
+        assert_problem(response, 404, "file_not_found")
+    response = await client.get(f"/api/v1/files/{file_id}/content", headers=owner)
+    assert response.content == b"hello"
