@@ -221,11 +221,18 @@ async def _create(request: Request, caller: Principal, uploads: UploadService) -
 @router.head(
     "/{upload_id}",
     responses=problem_responses(
-        *AUTH_ERRORS, TusVersionUnsupported, UploadNotFound, UploadExpired, *UNAVAILABLE
+        *AUTH_ERRORS,
+        TusVersionUnsupported,
+        UploadNotFound,
+        UploadExpired,
+        UploadLocked,
+        *UNAVAILABLE,
     ),
     summary="Where an upload stands",
     description="`Upload-Offset`, `Upload-Length` (or `Upload-Defer-Length`), "
-    "`Upload-Metadata`, `Upload-Expires`. Another user's upload is not found.",
+    "`Upload-Metadata`, `Upload-Expires`. Another user's upload is not found. "
+    "423 while a request that received the last byte still makes the file (or, if "
+    "its process died, until its lease lapses): the upload is not complete yet.",
 )
 async def head(
     upload_id: str, _version: TusVersion, caller: FilesReader, uploads: UploadsDep

@@ -194,14 +194,17 @@ class UploadService:
         if row.state is UploadState.COMPLETING:
             # The request that recorded the last byte died before the file
             # existed; finish its work rather than report a file that is not there.
-            with contextlib.suppress(UploadLocked):
-                async with self._leased(owner_id=owner_id, upload_id=parsed) as (
-                    lease,
-                    row,
-                    staged,
-                ):
-                    if row.state is UploadState.COMPLETING:
-                        row = await self._complete(lease, row, staged)
+            # While a lease holds the upload (that request's, if its process was
+            # killed, until the lease lapses), it is not finished: 423, which tus
+            # clients retry. An answer with Upload-Offset = Upload-Length would tell
+            # them the upload is complete, and nobody would ever complete it.
+            async with self._leased(owner_id=owner_id, upload_id=parsed) as (
+                lease,
+                row,
+                staged,
+            ):
+                if row.state is UploadState.COMPLETING:
+                    row = await self._complete(lease, row, staged)
         return UploadStatus.of(row)
 
     async def append(
