@@ -48,7 +48,7 @@ class Proposed:
     """Bytes announced, when the client announced them."""
     content_type: str | None
     via: str
-    """``multipart``, ``raw`` or ``tus``."""
+    """``multipart``, ``raw``, ``tus`` or ``direct``."""
 
 
 PreUpload = Callable[[Proposed], Awaitable[None]]
