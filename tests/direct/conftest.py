@@ -95,8 +95,10 @@ async def open_site(
     with scratch_database(database, tmp) as database_url:  # type: ignore[arg-type]
         extra: dict[str, object] = {}
         bucket = endpoint = None
-        if store == "s3":
-            server = request.getfixturevalue("s3_server")
+        if store in ("s3", "ceph"):
+            # moto's server, or Ceph's RADOS Gateway: a real S3 engine, which enforces
+            # the POST policy that moto does not.
+            server = request.getfixturevalue("s3_server" if store == "s3" else "ceph_server")
             endpoint = server.endpoint_url
             bucket = make_bucket(endpoint)
             storage_url = f"s3://{bucket}"
@@ -127,7 +129,9 @@ async def open_site(
             )
 
 
-@pytest.fixture(scope="module", params=["local", "s3"])
+@pytest.fixture(
+    scope="module", params=["local", "s3", pytest.param("ceph", marks=pytest.mark.ceph)]
+)
 async def site(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Site]:
