@@ -92,6 +92,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._body_pending = False
         self._body_timer: TimerHandle | None = None
         self._body_last_byte = 0.0
+        self._draining = False
 
     @classmethod
     def set_timeouts(cls, *, head: float, body_idle: float) -> None:
@@ -135,6 +136,24 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._body_last_byte = self.loop.time()
         self._body_timer = self.loop.call_later(self.body_idle_timeout, self._body_clock)
         super().on_headers_complete()
+        if self._draining and self.cycle is not None:
+            self.cycle.keep_alive = False
+
+    def shutdown(self) -> None:
+        """Graceful shutdown (SIGTERM): finish, then close, without racing a proxy.
+
+        uvicorn closes an idle kept-alive connection at once. A proxy may be writing
+        its next request onto that connection at that very moment, and it cannot
+        send a POST or PATCH it wrote elsewhere: nginx answered 502 to uploads during
+        rolling restarts (bench/scale.py). So an idle connection stays open: a
+        request that still arrives on it is served and answered with `Connection:
+        close`, and the proxy closes the others itself, at its keep-alive timeout
+        (shorter than ours; deploy/nginx.conf) or ours closes them when it expires.
+        uvicorn waits for them, at most SEAU_SHUTDOWN_TIMEOUT_SECONDS.
+        """
+        self._draining = True
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.cycle.keep_alive = False
 
     def on_message_complete(self) -> None:
         self._body_pending = False

@@ -1,0 +1,73 @@
+"""SIGTERM does not close an idle kept-alive connection under a proxy's next request.
+
+Found by bench/scale.py (issue 16, point 5): during a rolling restart with SIGTERM,
+uvicorn closed every idle kept-alive connection at once; nginx had just written a POST
+onto some of them, could not send it elsewhere, and answered 502. Now such a
+connection stays open: a request that arrives on it is answered, with `Connection:
+close`, while the server no longer accepts new connections.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support.server import seau_server
+
+REQUEST = b"GET /healthz HTTP/1.1\r\nHost: seau.test\r\n\r\n"
+
+
+def _response(sock: socket.socket) -> bytes:
+    """One HTTP response with a Content-Length body; b"" if the server closed."""
+    received = b""
+    while b"\r\n\r\n" not in received:
+        piece = sock.recv(65536)
+        if not piece:
+            return received
+        received += piece
+    head, _, body = received.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    while len(body) < length:
+        piece = sock.recv(65536)
+        if not piece:
+            break
+        body += piece
+    return head + b"\r\n\r\n" + body
+
+
+def test_a_request_on_an_idle_connection_after_sigterm_is_answered(tmp_path: Path) -> None:
+    with seau_server({"SEAU_DATA_DIR": str(tmp_path / "data")}, cwd=tmp_path) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(REQUEST)
+            first = _response(sock)
+            assert first.startswith(b"HTTP/1.1 200"), first
+            assert b"connection: close" not in first.lower()
+
+            server.process.send_signal(signal.SIGTERM)
+            # Shutting down: no new connection is accepted...
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                except OSError:
+                    break
+                time.sleep(0.05)
+            else:
+                pytest.fail("the server still accepts connections after SIGTERM")
+            time.sleep(0.3)
+            # ...but the request a proxy writes onto its idle connection is answered.
+            sock.sendall(REQUEST)
+            second = _response(sock)
+            assert second.startswith(b"HTTP/1.1 200"), second
+            assert b"connection: close" in second.lower()
+            assert sock.recv(1) == b""
+        assert server.process.wait(30) == 0
