@@ -127,6 +127,7 @@ async def test_sniff_holds_back_the_first_bytes_and_gives_back_everything() -> N
     sniffed = await sniff(_chunks(b"ab", b"cd", b"ef", b"gh"), size=3)
     assert sniffed.head == b"abcd"
     assert [chunk async for chunk in sniffed] == [b"ab", b"cd", b"ef", b"gh"]
+    assert sniffed.error is None
     short = await sniff(_chunks(b"ab"), size=3)
     assert short.head == b"ab"
     assert [chunk async for chunk in short] == [b"ab"]
@@ -135,6 +136,7 @@ async def test_sniff_holds_back_the_first_bytes_and_gives_back_everything() -> N
 async def test_sniff_raises_the_sources_error_after_the_bytes_before_it() -> None:
     sniffed = await sniff(_chunks(b"ab", error=ValueError("gone")), size=3)
     assert sniffed.head == b"ab"
+    assert isinstance(sniffed.error, ValueError)
     seen: list[bytes] = []
 
     async def consume() -> None:

@@ -6,12 +6,14 @@ its declared type. On each database × store."""
 from __future__ import annotations
 
 import base64
+import uuid
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
 from seau.files.types import EMPTY, detect
+from seau.uploads.errors import BodyInterrupted
 from tests.api.helpers import assert_problem
 from tests.files import corpus
 from tests.files.typed import COMBINATIONS, Typed, typed_app
@@ -157,3 +159,30 @@ async def test_an_allowed_upload_keeps_its_claim_as_declared_type(typed: Typed) 
     )
     assert content.headers["content-type"] == "image/png"
     assert content.content == picture
+
+
+async def test_a_first_request_cut_short_keeps_none_of_its_bytes(typed: Typed) -> None:
+    """Its type would be decided by the few bytes that came: the client sends them again."""
+    auth = await typed.user()
+    picture = corpus.png()
+    location = await _create(typed, auth, length=len(picture), name="p.png", filetype="image/png")
+    upload_id = location.rsplit("/", 1)[-1]
+    me = (await typed.client.get("/api/v1/users/me", headers=auth)).json()
+    uploads = typed.app.state.seau.uploads
+
+    async def cut_short() -> AsyncIterator[bytes]:
+        yield picture[:10]
+        raise BodyInterrupted("the client went away")
+
+    with pytest.raises(BodyInterrupted):
+        await uploads.append(
+            owner_id=uuid.UUID(me["id"]), upload_id=upload_id, offset=0, data=cut_short()
+        )
+    head = await typed.client.head(location, headers={**auth, **TUS})
+    assert head.headers["upload-offset"] == "0"
+    answer = await typed.client.patch(
+        location, content=picture, headers={**auth, **TUS, **OFFSET, "Upload-Offset": "0"}
+    )
+    assert answer.status_code == 204, answer.text
+    file = (await typed.client.get(f"/api/v1/files/{upload_id}", headers=auth)).json()
+    assert file["content_type"] == "image/png"

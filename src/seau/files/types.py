@@ -128,6 +128,8 @@ class Sniffed:
         self._chunks = list(head)
         self._rest = rest
         self._error = error
+        self.error = error
+        """What the source raised before `SNIFF_BYTES` came, if it did."""
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self._replay()

@@ -308,6 +308,11 @@ class UploadService:
         if fresh:
             # The type from the first bytes, held back until it is known to be allowed.
             sniffed = await sniff(data)
+            if sniffed.error is not None:
+                # A first request cut short (the client left) would have its type
+                # decided by the few bytes that came: none are kept, the client
+                # sends them again.
+                raise sniffed.error
             data = sniffed
             if sniffed.head:
                 content_type = await self._detect(lease, row, sniffed.head)
