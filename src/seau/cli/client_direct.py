@@ -25,6 +25,12 @@ URL_BATCH = 100
 """Part URLs asked for at once."""
 PARTS_IN_FLIGHT = 2
 
+PART_TRIES = 3
+"""A part is sent again after a dropped connection or a 5xx: its URL stays valid, and
+S3 keeps the last copy of a part number."""
+RETRY_DELAY = 1.0
+"""Seconds before a part's second try; twice that before its third."""
+
 OnProgress = Callable[[int], None]
 
 
@@ -178,7 +184,7 @@ async def _send_parts(
             offset = (number - 1) * part_size
             length = min(part_size, size - offset)
             data = await asyncio.to_thread(_read, path, offset, length)
-            response = await client.put(url, content=data)
+            response = await _put_part(client, url, data)
             _check(response, f"sending part {number}")
             done[number] = response.headers["etag"]
             sent += length
@@ -198,3 +204,17 @@ async def _send_parts(
             for part in signed["parts"]:
                 group.create_task(one(int(part["number"]), str(part["url"])))
     return [{"number": n, "etag": done[n]} for n in sorted(done)]
+
+
+async def _put_part(client: httpx.AsyncClient, url: str, data: bytes) -> httpx.Response:
+    for attempt in range(1, PART_TRIES + 1):
+        try:
+            response = await client.put(url, content=data)
+        except httpx.TransportError:
+            if attempt == PART_TRIES:
+                raise
+        else:
+            if response.status_code < 500 or attempt == PART_TRIES:
+                return response
+        await asyncio.sleep(RETRY_DELAY * attempt)
+    raise AssertionError("unreachable")
