@@ -71,3 +71,27 @@ def test_a_request_on_an_idle_connection_after_sigterm_is_answered(tmp_path: Pat
             assert b"connection: close" in second.lower()
             assert sock.recv(1) == b""
         assert server.process.wait(30) == 0
+
+
+def test_with_workers_the_port_refuses_once_they_stop_accepting(tmp_path: Path) -> None:
+    """uvicorn's supervisor kept the listening socket open while its workers finished:
+    the kernel still completed connections that nobody would accept, and reset them
+    when the supervisor exited (nginx: 502 for the POST it had written on one)."""
+    env = {"SEAU_DATA_DIR": str(tmp_path / "data")}
+    with seau_server(env, cwd=tmp_path, args=["--workers", "2"]) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as held:
+            # A kept-alive connection: its worker waits for it before it exits.
+            held.sendall(REQUEST)
+            assert _response(held).startswith(b"HTTP/1.1 200")
+            server.process.send_signal(signal.SIGTERM)
+            time.sleep(1.0)
+            assert server.process.poll() is None, "gone before its connection closed"
+            try:
+                late = socket.create_connection(("127.0.0.1", port), timeout=2)
+            except ConnectionRefusedError:
+                pass
+            else:
+                late.close()
+                pytest.fail("a connection was accepted that no worker will ever serve")
+        assert server.process.wait(30) == 0

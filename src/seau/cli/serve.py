@@ -11,6 +11,7 @@ Not a command of its own: it trusts that `seau serve` did the checks.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import shutil
 import signal
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp
+    from uvicorn.supervisors import Multiprocess
 
 MODULE = "seau.cli.serve"
 # prometheus_client's variable, named here so that setting it imports nothing.
@@ -155,6 +157,10 @@ def _serve(args: argparse.Namespace) -> None:
     # requests), then re-raises the signal to the handler that was there before
     # it. A no-op one makes a completed graceful shutdown exit with status 0.
     signal.signal(signal.SIGTERM, lambda *_: None)
+    if args.workers > 1:
+        # What uvicorn.run starts the workers with (it names it in uvicorn.main).
+        runner = importlib.import_module("uvicorn.main")
+        runner.Multiprocess = _supervisor()  # type: ignore[attr-defined]
     uvicorn.run(
         f"{MODULE}:serving_app",
         factory=True,
@@ -171,6 +177,28 @@ def _serve(args: argparse.Namespace) -> None:
         # On SIGTERM uvicorn stops accepting, then lets in-flight requests finish.
         timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
     )
+
+
+def _supervisor() -> type[Multiprocess]:
+    """uvicorn's supervisor of `--workers`, letting go of the listening socket as
+    soon as it stops.
+
+    uvicorn's keeps its copy open until the workers have finished: meanwhile the
+    kernel still completes connections to the port, which no worker accepts any
+    more, and resets them when the supervisor exits. A proxy that wrote a POST onto
+    one cannot resend it (nginx answered 502 during rolling restarts, found by
+    bench/scale.py). Closed, the port refuses once the workers close theirs, and
+    the proxy connects to another instance.
+    """
+    from uvicorn.supervisors import Multiprocess
+
+    class Supervisor(Multiprocess):
+        def terminate_all(self) -> None:
+            for sock in self.sockets:
+                sock.close()
+            super().terminate_all()
+
+    return Supervisor
 
 
 if __name__ == "__main__":
