@@ -268,6 +268,31 @@ async def abort(upload_id: str, caller: FilesWriter, direct: DirectDep) -> Respo
 
 Expires = Annotated[str, Query(max_length=20)]
 Signature = Annotated[str, Query(max_length=100)]
+_FORM_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "Content-Type": {"type": "string"},
+                        "file": {"type": "string", "format": "binary"},
+                    },
+                    "required": ["file"],
+                }
+            }
+        },
+        "description": "The upload's `fields`, then the bytes, last, in `file`.",
+    }
+}
+_PART_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+        "description": "The part's bytes.",
+    }
+}
 _SIGNED_ERRORS = (
     BadSignature,
     PolicyViolated,
@@ -288,6 +313,7 @@ _SIGNED_ERRORS = (
     "/{upload_id}/object",
     status_code=204,
     responses=problem_responses(*_SIGNED_ERRORS),
+    openapi_extra=_FORM_BODY,
     summary="Send a single-part upload's bytes (a URL seau signed)",
     description="A form POST like S3's: the fields of the upload's `upload.fields`, then "
     "the bytes in a field named `file`. At most the declared size is kept.",
@@ -333,6 +359,7 @@ async def receive_object(
         200: {"description": "Stored; the part's `ETag` is in the header of that name."},
         **problem_responses(*_SIGNED_ERRORS),
     },
+    openapi_extra=_PART_BODY,
     summary="Send one part (a URL seau signed)",
 )
 @streams_body
