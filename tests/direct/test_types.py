@@ -3,6 +3,7 @@ seau's own URLs."""
 
 from __future__ import annotations
 
+import base64
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -23,7 +24,16 @@ async def images_only(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Site]:
     tmp = tmp_path_factory.mktemp(f"direct-types-{request.param}")
-    async for made in open_site(request, tmp, store=request.param, allowed_types="image/*"):
+    async for made in open_site(
+        request,
+        tmp,
+        store=request.param,
+        allowed_types="image/*",
+        # A receiver that never answers: the events stay in the outbox to be looked at
+        # (with none, the dispatcher may forget one before the test reads it).
+        webhook_url="http://127.0.0.1:9/hook",
+        webhook_secret="whsec_" + base64.b64encode(b"direct uploads test secret, 32b").decode(),
+    ):
         yield made
 
 
