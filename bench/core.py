@@ -56,6 +56,8 @@ from loads import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
+PAGES = 1000
+"""Requests of the ``page`` phase (seau: one page of `report.PAGE_SIZE` files)."""
 RESULTS = ROOT / "bench" / "results"
 
 
@@ -227,7 +229,18 @@ async def run_cycle(
         "download": (download, files),
         "delete": (delete, files),
     }
+    if isinstance(target, SeauTarget) and files >= report.PAGE_SIZE:
+
+        async def page(_: int) -> int:
+            found = await target.list_page(report.PAGE_SIZE)
+            if found != report.PAGE_SIZE:
+                raise BenchError(f"{target.label} listed {found} files in a page")
+            return 0
+
+        steps["page"] = (page, PAGES)
     for phase in report.PHASE_ORDER:
+        if phase not in steps or (phase == "page" and phase not in phases):
+            continue  # nothing to clean up after a page
         operation, times = steps[phase]
         if phase not in phases:
             # Still done (the next cycle needs a clean store), just not recorded.
@@ -698,7 +711,8 @@ METHOD = """\
 - **Scenarios.** 4 KiB x 2000 files at concurrency 32, 1 MiB x 200 at 16, 64 MiB x 4 at 2,
   512 MiB x 1. Each repeat uploads every file, lists them all (pages of 1000), downloads
   every file and checks its SHA-256 against what was sent, and deletes every file, with
-  `concurrency` requests in flight. Repeats rotate the order of the clients.
+  `concurrency` requests in flight. seau also answers 1,000 requests for the first page
+  of 100 files (`page`), where a scenario has that many. Repeats rotate the order of the clients.
 - **seau client.** aiohttp on uvloop, one connection per request in flight (keep-alive).
   Upload bodies are multipart/form-data with an exact Content-Length, streamed in 1 MiB
   slices of a 32 MiB random pool (each file starts at its own offset), so no body is ever

@@ -265,6 +265,14 @@ class SeauTarget:
             if not cursor:
                 return count
 
+    async def list_page(self, limit: int) -> int:
+        """The first page of ``limit`` files; returns how many it held."""
+        async with self._session.get(
+            f"{self._url}/api/v1/files", params={"limit": str(limit)}, headers=self._headers
+        ) as response:
+            await _expect(response, 200)
+            return len((await response.json())["items"])
+
     async def download(self, handle: str) -> tuple[str, int]:
         digest = StreamHash()
         async with self._session.get(

@@ -24,7 +24,10 @@ PEERS = ("seed-node", "lean-python", "null-node")
 SERVERS = ("seau", "seau raw", *PEERS)
 """Targets that are a server process of their own, whose CPU is metered."""
 TRANSFER_PHASES = ("upload", "download")
-PHASE_ORDER = ("upload", "list", "download", "delete")
+PHASE_ORDER = ("upload", "list", "page", "download", "delete")
+"""``page``: seau only, one page of `PAGE_SIZE` files again and again (the issue's
+listing target); ``list`` reads every page of 1000."""
+PAGE_SIZE = 100
 
 
 @dataclass(frozen=True)
@@ -272,6 +275,13 @@ def targets(grouped: dict[Key, list[Record]]) -> list[Check]:
             floor,
             "MiB/s",
         )
+    absolute(
+        f"local: listing a page of {PAGE_SIZE} files >= 2,000 pages/s",
+        ("local", "4k", "seau", "page"),
+        "ops_s",
+        2000,
+        "pages/s",
+    )
     for scenario, label in (("4k", "4 KiB"), ("1m", "1 MiB")):
         for phase in TRANSFER_PHASES:
             key = ("s3", scenario, "seau", phase)
