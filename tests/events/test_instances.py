@@ -1,8 +1,9 @@
 """Webhooks from real `seau serve` processes sharing one database and one store.
 
-- 1,000 files made through two instances (raw bodies, multipart requests and tus
-  uploads mixed) are each told once as `file.ready` with its own id, and each can
-  be downloaded, from the other instance, when its event arrives.
+- 1,000 files made through two instances on PostgreSQL (raw bodies, multipart requests
+  and tus uploads mixed; 200 on SQLite and MariaDB, the same mix and the same 16 at a
+  time, for a fifth of the time) are each told once as `file.ready` with its own id,
+  and each can be downloaded, from the other instance, when its event arrives.
 - An instance SIGKILLed while its deliveries are in flight loses none: the other
   instance sends them, with their ids, once the dead one's claims lapse.
 
@@ -124,7 +125,7 @@ async def _make(client: httpx.AsyncClient, auth: dict[str, str], i: int) -> None
 async def test_a_thousand_files_through_two_instances_are_each_told_once_and_downloadable(
     kind: Kind, tmp_path: Path, receiver: Receiver
 ) -> None:
-    count = 1000
+    count = 1000 if kind == "postgresql" else 200
     expected = {f"f-{i:04d}.bin": hashlib.sha256(_content(i)).hexdigest() for i in range(count)}
     async with cluster(kind, tmp_path, receiver) as seau:
         clients = [httpx.AsyncClient(base_url=s.url, timeout=30) for s in seau.servers]
@@ -152,7 +153,9 @@ async def test_a_thousand_files_through_two_instances_are_each_told_once_and_dow
                     await _make(clients[i % 2], seau.auth, i)
 
             await asyncio.gather(*(one(i) for i in range(count)))
-            await receiver.wait_for(lambda r: len(set(r.delivered())) >= count, seconds=count * 0.1)
+            await receiver.wait_for(
+                lambda r: len(set(r.delivered())) >= count, seconds=max(60.0, count * 0.1)
+            )
         finally:
             for client in clients:
                 await client.aclose()
