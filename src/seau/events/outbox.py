@@ -12,7 +12,7 @@ import json
 import uuid
 from collections.abc import Mapping
 
-from sqlalchemy import delete, false, insert, select
+from sqlalchemy import bindparam, delete, false, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from seau.db.base import utcnow
@@ -20,6 +20,19 @@ from seau.db.models import User, WebhookEvent
 from seau.events.types import EventType
 
 _EVENTS = WebhookEvent.metadata.tables[WebhookEvent.__tablename__]
+# Built once (the owner's subject read in the same statement): assembling it per
+# event cost about 3 % of a small upload's event-loop time in a profile.
+_RECORD = insert(_EVENTS).values(
+    id=bindparam("p_id", type_=_EVENTS.c.id.type),
+    type=bindparam("p_type", type_=_EVENTS.c.type.type),
+    resource_id=bindparam("p_resource_id", type_=_EVENTS.c.resource_id.type),
+    subject=select(User.subject)
+    .where(User.id == bindparam("p_owner_id", type_=User.id.type))
+    .scalar_subquery(),
+    data=bindparam("p_data", type_=_EVENTS.c.data.type),
+    created_at=bindparam("p_created_at", type_=_EVENTS.c.created_at.type),
+    fanned_out=false(),
+)
 
 
 async def record(
@@ -32,17 +45,16 @@ async def record(
 ) -> None:
     """Add an event to the session's transaction. ``data`` is what the receiver
     gets but the owner's subject, which is read in the same statement."""
-    subject = select(User.subject).where(User.id == owner_id).scalar_subquery()
     await session.execute(
-        insert(_EVENTS).values(
-            id=uuid.uuid4(),
-            type=type.value,
-            resource_id=resource_id,
-            subject=subject,
-            data=json.dumps(data, ensure_ascii=False, separators=(",", ":")),
-            created_at=utcnow(),
-            fanned_out=False,
-        )
+        _RECORD,
+        {
+            "p_id": uuid.uuid4(),
+            "p_type": type.value,
+            "p_resource_id": resource_id,
+            "p_owner_id": owner_id,
+            "p_data": json.dumps(data, ensure_ascii=False, separators=(",", ":")),
+            "p_created_at": utcnow(),
+        },
     )
 
 
