@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -46,6 +48,44 @@ def s3_settings(endpoint_url: str) -> dict[str, object]:
         "aws_region": "us-east-1",
         "s3_path_style": True,
     }
+
+
+_CEPH = re.compile(r"\[(.*-)?ceph(-.*)?\]$")
+_RUNNING = re.compile(r"\[(.*-)?(sqlite|mysql|postgresql)-(local|s3)(-.*)?\]$")
+
+
+def work_unit(nodeid: str) -> str:
+    """Which tests `make cover`'s workers (``-n 2 --dist loadgroup``) take as one.
+
+    Every test of Ceph (a parameter ``ceph``, or tests/storage/test_ceph.py) is one
+    unit, so the session's one cluster starts on one worker only. A test on the
+    session-wide `running` app (parameters such as ``sqlite-local``) is a unit of its
+    own: they are dealt out in collection order, which groups them by combination, so
+    a worker rebuilds the app only when the combination changes. The other tests of a
+    module, which may share its module-scoped servers and browsers, are one unit.
+    """
+    path = nodeid.split("::", 1)[0]
+    if path == "tests/storage/test_ceph.py" or _CEPH.search(nodeid):
+        return "ceph"
+    if _RUNNING.search(nodeid):
+        return nodeid
+    return path
+
+
+# xdist's own loadgroup (the `xdist_group` mark) does not group on pytest 9: it renames
+# the node ids through an attribute pytest no longer reads. The scheduler is xdist's own
+# hook, and sees node ids only.
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling  # type: ignore[import-untyped]
+
+    class Units(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    return Units(config, log)
 
 
 @dataclass
