@@ -15,9 +15,10 @@ import contextlib
 import hashlib
 import logging
 import uuid
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -25,6 +26,8 @@ from seau.errors import IdempotencyKeyInUse, IdempotencyKeyReused, InvalidIdempo
 from seau.idempotency.service import RENEW_EVERY, Answer, Claim, Idempotency
 
 log = logging.getLogger("seau.idempotency")
+
+T = TypeVar("T")
 
 HEADER = "Idempotency-Key"
 REPLAYED = "Idempotent-Replayed"
@@ -106,6 +109,7 @@ class Once:
         self._claim = claim
         self._idempotency = idempotency
         self.kept = False
+        self._answered = False
 
     @property
     def claimed(self) -> bool:
@@ -118,21 +122,42 @@ class Once:
         the claim then lapses, and a later retry runs again."""
         if self._claim is None or self._idempotency is None:
             return response
-        answer = Answer(
-            status=response.status_code,
-            headers=tuple(
-                (name, value)
-                for name, value in response.headers.items()
-                if name in _REPLAYED_HEADERS
-            ),
-            body=bytes(response.body),
-        )
+        if self._answered:
+            # Stored with the work, in its transaction (`in_commit`).
+            self.kept = True
+            return response
         try:
-            await asyncio.shield(self._idempotency.finish(self._claim, answer))
+            await asyncio.shield(self._idempotency.finish(self._claim, _answer_of(response)))
             self.kept = True
         except Exception:
             log.warning("could not store the answer of an idempotent request", exc_info=True)
         return response
+
+    def in_commit(
+        self, respond: Callable[[T], Response]
+    ) -> Callable[[AsyncSession, T], Awaitable[None]] | None:
+        """For work that commits in one transaction: a function to run in it that
+        stores ``respond(made)`` as the answer, so that the answer commits with the
+        work (None without a key). The route then answers through `keep` as usual;
+        if the commit fails, the run ends in an error and releases the key."""
+        claim, idempotency = self._claim, self._idempotency
+        if claim is None or idempotency is None:
+            return None
+
+        async def store(session: AsyncSession, made: T) -> None:
+            self._answered = await idempotency.answer_in(session, claim, _answer_of(respond(made)))
+
+        return store
+
+
+def _answer_of(response: Response) -> Answer:
+    return Answer(
+        status=response.status_code,
+        headers=tuple(
+            (name, value) for name, value in response.headers.items() if name in _REPLAYED_HEADERS
+        ),
+        body=bytes(response.body),
+    )
 
 
 @contextlib.asynccontextmanager

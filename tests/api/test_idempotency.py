@@ -60,6 +60,32 @@ async def test_a_raw_upload_sent_twice_with_one_key_is_stored_once(
     assert plain.json()["id"] != first.json()["id"]
 
 
+async def test_a_raw_uploads_answer_commits_with_its_file(
+    client: httpx.AsyncClient, auth: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process that dies after the file's commit, before it could store the answer
+    on its own, must not leave a claim that a retry would take over and run again:
+    the answer is written in the file's transaction. Storing it separately fails
+    here, as it would for a dead process."""
+
+    async def dead(self: Idempotency, claim: Claim, answer: Answer) -> None:
+        raise RuntimeError("the process died before storing the answer")
+
+    monkeypatch.setattr(Idempotency, "finish", dead)
+    headers = auth | _key()
+    first = await client.post(
+        "/api/v1/files", params={"name": "kept.txt"}, content=b"kept", headers=headers
+    )
+    assert first.status_code == 201, first.text
+    again = await client.post(
+        "/api/v1/files", params={"name": "kept.txt"}, content=b"kept", headers=headers
+    )
+    assert again.status_code == 201, again.text
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json() == first.json()
+    assert await _names(client, auth) == ["kept.txt"]
+
+
 async def test_a_multipart_retry_answers_the_same_files(
     client: httpx.AsyncClient, auth: dict[str, str]
 ) -> None:

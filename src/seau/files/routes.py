@@ -61,7 +61,7 @@ from seau.files.schemas import (
     UploadResult,
 )
 from seau.files.service import MAX_QUERY_LENGTH, FileService, NewFile, SortKey
-from seau.idempotent import IDEMPOTENCY_ERRORS, IDEMPOTENCY_KEY, once
+from seau.idempotent import IDEMPOTENCY_ERRORS, IDEMPOTENCY_KEY, Once, once
 from seau.limits import streams_body
 from seau.problems import problem_responses
 from seau.proxy import public_url
@@ -164,12 +164,14 @@ async def upload(
     async with once(request, idempotency, caller.owner) as run:
         if run.replay is not None:
             return run.replay
-        made = await _upload(request, caller, files, settings, name)
+        made = await _upload(request, caller, files, settings, name, run)
         if not run.claimed:
             return made
-        return await run.keep(
-            Response(made.model_dump_json(), status_code=201, media_type="application/json")
-        )
+        return await run.keep(_created(made))
+
+
+def _created(made: UploadResult | FileRead) -> Response:
+    return Response(made.model_dump_json(), status_code=201, media_type="application/json")
 
 
 async def _upload(
@@ -178,6 +180,7 @@ async def _upload(
     files: FileService,
     settings: Settings,
     name: str | None,
+    run: Once,
 ) -> UploadResult | FileRead:
     content_type = request.headers.get("content-type", "")
     declared = _declared_length(request)
@@ -207,6 +210,8 @@ async def _upload(
             max_bytes=settings.max_upload_bytes,
             subject=caller.subject,
             size=declared,
+            # One file, one transaction: a retry's answer commits with the file.
+            in_commit=run.in_commit(lambda made: _created(_file_read(made))),
         )
         return _file_read(row)
     except ClientDisconnect:

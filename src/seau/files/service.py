@@ -20,7 +20,14 @@ import json
 import logging
 import math
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Sequence,
+)
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -155,12 +162,15 @@ class FileService:
         subject: str | None = None,
         size: int | None = None,
         via: str = "raw",
+        in_commit: InCommit | None = None,
     ) -> UserFile:
         """Store one file, or nothing. ``content_type`` is the uploader's, if any:
         the declared type is that, when it says something, else the name's guess;
         the stored one is detected from the first bytes (`seau.files.types`).
         ``subject``, ``size`` (as announced, if it was) and ``via`` are what the
-        pre-upload hook is told."""
+        pre-upload hook is told. ``in_commit`` runs in the transaction that makes the
+        file, before its commit (a retry's answer is stored with the file:
+        `seau.idempotent`)."""
         content_type = guess_content_type(name, content_type)
         name = validate_file_name(name, max_length=self._max_name_length)
         if self._pre_upload is not None:
@@ -202,7 +212,7 @@ class FileService:
             row.created_at = row.updated_at = utcnow()
             inserting = True
             async with self._unit() as session:
-                await _insert_row(session, row=row, held=held)
+                await _insert_row(session, row=row, held=held, in_commit=in_commit)
             self._on_event()
         except BaseException:
             # Nothing of a failed upload may survive. Once the insert was sent the
@@ -518,6 +528,9 @@ class FileService:
         return unit_of_work(self._sessions, timeout_seconds=self._db_timeout)
 
 
+InCommit = Callable[[AsyncSession, UserFile], Awaitable[None]]
+"""Work done in the transaction that makes a file, before its commit."""
+
 _FILE_TABLE = UserFile.metadata.tables[UserFile.__tablename__]
 # Built once: their compiled forms are cached, and no statement is assembled per request.
 _OWNED = select(UserFile).where(
@@ -529,13 +542,17 @@ _OWNED_CHECKED = _OWNED.where(HOLDS)
 _INSERT_FILE = insert(_FILE_TABLE)
 
 
-async def _insert_row(session: AsyncSession, *, row: UserFile, held: Held) -> None:
+async def _insert_row(
+    session: AsyncSession, *, row: UserFile, held: Held, in_commit: InCommit | None = None
+) -> None:
     # One prepared Core insert of the table rather than `session.add` or an ORM
     # insert: the row is complete, and the ORM's bookkeeping was about 8 % of a
     # small upload's event-loop samples in a profile.
     values = {column.key: getattr(row, column.key) for column in _FILE_TABLE.columns}
     await session.execute(_INSERT_FILE, values)
     await _record(session, EventType.FILE_READY, row)
+    if in_commit is not None:
+        await in_commit(session, row)
     # Last: the owner's usage row stays locked only until the commit.
     await ledger.settle(session, reservation_id=held.id, owner_id=row.owner_id, size=row.size)
     await session.commit()

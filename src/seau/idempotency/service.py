@@ -220,6 +220,18 @@ class Idempotency:
         if not stored:
             log.warning("an idempotency claim was taken over before its answer was stored")
 
+    async def answer_in(self, session: AsyncSession, claim: Claim, answer: Answer) -> bool:
+        """Store the answer in ``session``'s transaction, the one of the work it
+        answers (no commit here): a process killed after that commit leaves the
+        answer, not a claim a retry would take over and run again."""
+        return await repository.answer(
+            session,
+            owner_id=claim.owner_id,
+            key_hash=claim.key_hash,
+            token=claim.token,
+            sealed=_seal(claim, answer),
+        )
+
     async def release(self, claim: Claim) -> None:
         """The request failed: a retry with the key runs afresh."""
         async with self._unit() as session:
