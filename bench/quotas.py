@@ -1,4 +1,5 @@
-"""What quota reservation costs an upload: small raw uploads per second on PostgreSQL.
+"""What quota reservation costs an upload: small raw uploads per second on PostgreSQL
+(``--database sqlite`` or ``mysql`` for the others).
 
 A real `seau serve` (one worker, local store) on a fresh PostgreSQL database (the
 tests' server, `tests.support.databases`), ``--uploads`` raw 4 KiB uploads with
@@ -30,7 +31,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
-from tests.support.databases import scratch_database
+import psutil
+from tests.support.databases import Kind, scratch_database
 from tests.support.server import seau_server
 
 SECRET_KEY = "bench-quotas-" + "k" * 51
@@ -39,11 +41,17 @@ BODY = os.urandom(4096)
 
 
 async def one_round(
-    mode: str, *, uploads: int, concurrency: int, accounts: int, before_src: str | None
+    mode: str,
+    *,
+    uploads: int,
+    concurrency: int,
+    accounts: int,
+    before_src: str | None,
+    kind: Kind = "postgresql",
 ) -> float:
     with (
         tempfile.TemporaryDirectory() as tmp,
-        scratch_database("postgresql", Path(tmp)) as database,
+        scratch_database(kind, Path(tmp)) as database,
     ):
         env = {
             "SEAU_DATA_DIR": tmp,
@@ -78,9 +86,30 @@ async def one_round(
                     await client.post(
                         "/api/v1/files", params={"name": "w"}, content=BODY, headers=auth
                     )
+                tree = _tree(server.pid)
+                cpu = _cpu(tree)
                 started = time.perf_counter()
                 await asyncio.gather(*(worker(auths[w % accounts]) for w in range(concurrency)))
-                return uploads / (time.perf_counter() - started)
+                rate = uploads / (time.perf_counter() - started)
+                print(
+                    f"  {mode}: {(_cpu(tree) - cpu) / uploads * 1000:.2f} ms of server CPU "
+                    "per upload",
+                    flush=True,
+                )
+                return rate
+
+
+def _tree(pid: int) -> list[psutil.Process]:
+    root = psutil.Process(pid)
+    return [root, *root.children(recursive=True)]
+
+
+def _cpu(tree: list[psutil.Process]) -> float:
+    total = 0.0
+    for process in tree:
+        times = process.cpu_times()
+        total += times.user + times.system
+    return total
 
 
 async def _account(client: httpx.AsyncClient) -> dict[str, str]:
@@ -102,6 +131,7 @@ async def main(options: argparse.Namespace) -> None:
                 concurrency=options.concurrency,
                 accounts=options.accounts,
                 before_src=options.before_src,
+                kind=options.database,
             )
             rates[mode].append(rate)
             print(f"round {round_ + 1} {mode:>9}: {rate:.0f} uploads/s", flush=True)
@@ -115,6 +145,9 @@ async def main(options: argparse.Namespace) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--uploads", type=int, default=3000)
+    parser.add_argument(
+        "--database", choices=["postgresql", "sqlite", "mysql"], default="postgresql"
+    )
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(

@@ -230,6 +230,8 @@ class FileService:
 
     async def _release(self, held: Held) -> None:
         """Best effort: what a failed upload held goes back (else `seau gc` does it)."""
+        if not held.reserved:
+            return
         try:
             await asyncio.shield(self._quotas.release(held.id))
         except Exception:

@@ -382,6 +382,20 @@ async def stale(session: AsyncSession, *, before: datetime, limit: int) -> list[
     return list(rows)
 
 
+_OWN_QUOTAS = select(_USAGE.c.quota_bytes, _USAGE.c.quota_files).where(
+    _USAGE.c.owner_id == _P_OWNER
+)
+
+
+async def own_quotas(session: AsyncSession, owner_id: uuid.UUID) -> tuple[int, int] | None:
+    """The owner's own byte and file quotas (0 where none is set, or unlimited), or
+    None when the owner has no usage row yet."""
+    row = (await session.execute(_OWN_QUOTAS, {"p_owner": owner_id})).first()
+    if row is None:
+        return None
+    return (int(row.quota_bytes or 0), int(row.quota_files or 0))
+
+
 async def ensure_row(session: AsyncSession, owner_id: uuid.UUID) -> None:
     """Make the owner's usage row from their ready files, unless it exists; run in
     a transaction of its own (an instance making it at the same moment wins)."""

@@ -43,6 +43,8 @@ class Held:
     id: uuid.UUID
     owner_id: uuid.UUID
     bytes: int
+    reserved: bool = True
+    """False when no quota applied at the start: nothing was held, nothing to give back."""
 
 
 def _step(total: int) -> int:
@@ -68,7 +70,20 @@ class Quotas:
     ) -> Held:
         """Room for one file of ``size`` bytes (None: unknown, some room ahead),
         or `QuotaExceeded`. One transaction; a second makes the owner's row first
-        when it has none."""
+        when it has none.
+
+        When no quota applies to the owner (none by default, none of their own),
+        nothing is held: a read, where a reservation is a write and, on SQLite, an
+        fsync before the first byte. The file is counted when it is ready all the
+        same (`ledger.settle`); only a quota set while it streams does not see it
+        (docs/decisions.md, "Quotas")."""
+        if not self.defaults.bytes and not self.defaults.files:
+            async with self._unit() as session:
+                own = await ledger.own_quotas(session, owner_id)
+            if own is not None and not any(own):
+                return Held(
+                    id=reservation_id, owner_id=owner_id, bytes=ledger.UNBOUNDED, reserved=False
+                )
         for _ in range(2):
             if size is None:
                 got = await self._extend(
