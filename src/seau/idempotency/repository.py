@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, delete, insert, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -120,22 +120,21 @@ async def release(session: AsyncSession, *, owner_id: uuid.UUID, key_hash: str, 
     )
 
 
+def _old(before: datetime, abandoned_before: datetime) -> ColumnElement[bool]:
+    """Records older than ``before`` whose request is not running."""
+    c = _RECORDS.c
+    return and_(c.created_at < before, or_(c.claim.is_(None), c.claimed_at < abandoned_before))
+
+
 async def purge(session: AsyncSession, *, before: datetime, abandoned_before: datetime) -> int:
     """Delete the records older than ``before`` whose request is not running."""
-    c = _RECORDS.c
-    result = await session.execute(
-        delete(_RECORDS).where(
-            c.created_at < before, or_(c.claim.is_(None), c.claimed_at < abandoned_before)
-        )
-    )
+    result = await session.execute(delete(_RECORDS).where(_old(before, abandoned_before)))
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def count_old(session: AsyncSession, *, before: datetime, abandoned_before: datetime) -> int:
-    c = _RECORDS.c
-    rows = await session.scalars(
-        select(c.key_hash).where(
-            c.created_at < before, or_(c.claim.is_(None), c.claimed_at < abandoned_before)
-        )
+    """How many records `purge` would delete (`seau gc --dry-run`)."""
+    found = await session.scalar(
+        select(func.count()).select_from(_RECORDS).where(_old(before, abandoned_before))
     )
-    return len(list(rows))
+    return int(found or 0)
