@@ -4,8 +4,9 @@ sent again).
 
 A route wraps its work in ``async with once(request, idempotency, owner) as run``
 and, when ``run.replay`` is set, answers it instead of doing the work; otherwise
-it builds its response and answers ``await run.keep(response)``. Without the
-header it costs nothing (no database work).
+it hands the service ``run.in_commit(respond)``, which stores the answer in the
+transaction that makes what it answers, and answers ``run.keep(response)``.
+Without the header it costs nothing (no database work).
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ import contextlib
 import hashlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
 
+from seau.db.unit import InCommit
 from seau.errors import IdempotencyKeyInUse, IdempotencyKeyReused, InvalidIdempotencyKey
 from seau.idempotency.service import RENEW_EVERY, Answer, Claim, Idempotency
 
@@ -119,30 +121,14 @@ class Once:
         """The request carries a key and runs under it: its answer is to be kept."""
         return self._claim is not None
 
-    async def keep(self, response: Response) -> Response:
-        """Store ``response`` as the answer to every retry, and answer it. Should
-        the database refuse, the response is still answered (the work is done):
-        the claim then lapses, and a later retry runs again."""
-        if self._claim is None or self._idempotency is None:
-            return response
-        if self._answered:
-            # Stored with the work, in its transaction (`in_commit`).
-            self.kept = True
-            return response
-        try:
-            await asyncio.shield(self._idempotency.finish(self._claim, _answer_of(response)))
-            self.kept = True
-        except Exception:
-            log.warning("could not store the answer of an idempotent request", exc_info=True)
-        return response
-
-    def in_commit(
-        self, respond: Callable[[T], Response]
-    ) -> Callable[[AsyncSession, T], Awaitable[None]] | None:
-        """For work that commits in one transaction: a function to run in it that
-        stores ``respond(made)`` as the answer, so that the answer commits with the
-        work (None without a key). The route then answers through `keep` as usual;
-        if the commit fails, the run ends in an error and releases the key."""
+    def in_commit(self, respond: Callable[[T], Response]) -> InCommit[T] | None:
+        """What a service runs in the transaction that makes the work's result, before
+        its commit, given that result: it stores ``respond(made)`` as the answer, so
+        that the answer commits with the work or not at all (None without a key).
+        This is the only way an answer is stored: a process killed right after the
+        commit leaves the answer, which a retry replays, not a claim it would take
+        over and run again. If the commit fails, the run ends in an error and
+        releases the key."""
         claim, idempotency = self._claim, self._idempotency
         if claim is None or idempotency is None:
             return None
@@ -151,6 +137,18 @@ class Once:
             self._answered = await idempotency.answer_in(session, claim, _answer_of(respond(made)))
 
         return store
+
+    def keep(self, response: Response) -> Response:
+        """Answer ``response``, the twin of what `in_commit` stored with the work."""
+        if self._claim is None:
+            return response
+        if self._answered:
+            self.kept = True
+        else:
+            # Taken over while it ran (its process stalled past `ABANDONED`): the
+            # answer belongs to the request that holds the key now.
+            log.warning("an idempotency claim was taken over before its answer was stored")
+        return response
 
 
 def _answer_of(response: Response) -> Answer:
@@ -168,8 +166,8 @@ async def once(
     request: Request, idempotency: Idempotency, owner_id: uuid.UUID, *, body: bytes = b""
 ) -> AsyncIterator[Once]:
     """Claim the request's `Idempotency-Key` (if it has one) for its run, or give
-    the stored answer to replay. A run that raises, or ends without `keep`,
-    releases the key."""
+    the stored answer to replay. A run that raises, or ends without an answer
+    stored by `Once.in_commit`, releases the key."""
     key = request.headers.get(HEADER)
     if key is None:
         yield Once()

@@ -60,32 +60,6 @@ async def test_a_raw_upload_sent_twice_with_one_key_is_stored_once(
     assert plain.json()["id"] != first.json()["id"]
 
 
-async def test_a_raw_uploads_answer_commits_with_its_file(
-    client: httpx.AsyncClient, auth: dict[str, str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A process that dies after the file's commit, before it could store the answer
-    on its own, must not leave a claim that a retry would take over and run again:
-    the answer is written in the file's transaction. Storing it separately fails
-    here, as it would for a dead process."""
-
-    async def dead(self: Idempotency, claim: Claim, answer: Answer) -> None:
-        raise RuntimeError("the process died before storing the answer")
-
-    monkeypatch.setattr(Idempotency, "finish", dead)
-    headers = auth | _key()
-    first = await client.post(
-        "/api/v1/files", params={"name": "kept.txt"}, content=b"kept", headers=headers
-    )
-    assert first.status_code == 201, first.text
-    again = await client.post(
-        "/api/v1/files", params={"name": "kept.txt"}, content=b"kept", headers=headers
-    )
-    assert again.status_code == 201, again.text
-    assert again.headers["idempotent-replayed"] == "true"
-    assert again.json() == first.json()
-    assert await _names(client, auth) == ["kept.txt"]
-
-
 async def test_a_multipart_retry_answers_the_same_files(
     client: httpx.AsyncClient, auth: dict[str, str]
 ) -> None:
@@ -322,6 +296,15 @@ def _service(running: Running, at: datetime) -> Idempotency:
     return Idempotency(sessions=state.sessions, clock=lambda: at)
 
 
+async def _finish(running: Running, service: Idempotency, claim: Claim, answer: Answer) -> bool:
+    """Store an answer as a route's work does: in a transaction of its own here."""
+    state: AppState = running.app.state.seau
+    async with state.sessions() as session:
+        stored = await service.answer_in(session, claim, answer)
+        await session.commit()
+    return stored
+
+
 ANSWER = Answer(status=201, headers=(("content-type", "application/json"),), body=b'{"id":1}')
 
 
@@ -342,8 +325,9 @@ async def test_a_claim_left_by_a_dead_process_is_taken_over_after_a_while(
     assert isinstance(second, Claim)
     assert second.token != first.token
     # The dead request's answer, should it come after all, is not kept.
-    await _service(running, now).finish(first, Answer(status=201, headers=(), body=b"late"))
-    await later.finish(second, ANSWER)
+    late = Answer(status=201, headers=(), body=b"late")
+    assert not await _finish(running, _service(running, now), first, late)
+    assert await _finish(running, later, second, ANSWER)
     assert await later.begin(owner_id=owner, key="k-dead", fingerprint="f") == ANSWER
 
 
@@ -354,7 +338,7 @@ async def test_a_key_is_new_again_after_a_day_and_gc_forgets_it(
     today = _service(running, now)
     claim = await today.begin(owner_id=owner, key="k-day", fingerprint="f")
     assert isinstance(claim, Claim)
-    await today.finish(claim, ANSWER)
+    await _finish(running, today, claim, ANSWER)
     assert await today.begin(owner_id=owner, key="k-day", fingerprint="f") == ANSWER
     with pytest.raises(IdempotencyKeyReused):
         await today.begin(owner_id=owner, key="k-day", fingerprint="other")
@@ -365,7 +349,7 @@ async def test_a_key_is_new_again_after_a_day_and_gc_forgets_it(
     fresh = await tomorrow.begin(owner_id=owner, key="k-day", fingerprint="other")
     assert isinstance(fresh, Claim)
     # Past its day, a record gc has not removed yet is taken over all the same.
-    await tomorrow.finish(fresh, ANSWER)
+    await _finish(running, tomorrow, fresh, ANSWER)
     after = _service(running, now + 2 * KEEP + timedelta(minutes=2))
     assert isinstance(await after.begin(owner_id=owner, key="k-day", fingerprint="f"), Claim)
 

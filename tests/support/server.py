@@ -52,6 +52,16 @@ class Server:
                 self.process.wait()
 
 
+KILL_POINT = Path(__file__).parent / "killpoint"
+
+
+def kill_after_commit(table: str) -> dict[str, str]:
+    """Environment for a `seau serve` that SIGKILLs itself right after committing the
+    first transaction that inserted into ``table`` (`tests/support/killpoint`)."""
+    path = [str(KILL_POINT), *filter(None, [os.environ.get("PYTHONPATH")])]
+    return {"PYTHONPATH": os.pathsep.join(path), "SEAU_TEST_KILL_AFTER_COMMIT_OF": table}
+
+
 def server_env(settings_env: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SEAU_", "AWS_"))}
     env.update(settings_env)

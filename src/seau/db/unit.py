@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import TypeVar
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -29,6 +30,13 @@ log = logging.getLogger("seau.db")
 
 DEFAULT_TIMEOUT_SECONDS = 10.0
 """The default of `Settings.database_timeout_seconds`, for services built without settings."""
+
+T = TypeVar("T")
+
+InCommit = Callable[[AsyncSession, T], Awaitable[None]]
+"""Work a caller adds to the transaction in which a service makes something: run in
+that unit, with what it made, before its commit, so that it commits with it or not
+at all (an idempotent request's answer: `seau.idempotent`)."""
 
 
 @asynccontextmanager

@@ -161,13 +161,17 @@ async def create(
             content_type=body.content_type,
             sha256=body.sha256.lower() if body.sha256 else None,
             multipart=body.multipart,
+            # The answer commits with the upload's row.
+            in_commit=run.in_commit(lambda made: _created(_read(request, made))),
         )
         made = _read(request, sending)
         if not run.claimed:
             return made
-        return await run.keep(
-            Response(made.model_dump_json(), status_code=201, media_type="application/json")
-        )
+        return run.keep(_created(made))
+
+
+def _created(made: DirectUploadRead) -> Response:
+    return Response(made.model_dump_json(), status_code=201, media_type="application/json")
 
 
 _OWNER_ERRORS = (

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from seau.db.base import utcnow
 from seau.db.models import DirectUpload, FileState, UserFile
-from seau.db.unit import DEFAULT_TIMEOUT_SECONDS, unit_of_work
+from seau.db.unit import DEFAULT_TIMEOUT_SECONDS, InCommit, unit_of_work
 from seau.direct import repository
 from seau.direct.errors import (
     DirectUploadExpired,
@@ -151,7 +151,11 @@ class DirectUploads:
         content_type: str | None,
         sha256: str | None,
         multipart: bool | None,
+        in_commit: InCommit[Sending] | None = None,
     ) -> Sending:
+        """A new direct upload, and how to send its bytes. ``in_commit`` runs in the
+        transaction that records it, before its commit (a retry's answer is stored
+        with the upload: `seau.idempotent`)."""
         name = validate_file_name(name, max_length=self._limits.max_name_length)
         declared = sanitize_content_type(content_type)
         if size > self._limits.max_size:
@@ -190,13 +194,17 @@ class DirectUploads:
                 row.handle = await storage_call(
                     self._target.start_multipart(row.object_key, content_type=declared)
                 )
+            sending = await self._sending(row)
             async with self._unit() as session:
                 session.add(row)
+                if in_commit is not None:
+                    await session.flush()
+                    await in_commit(session, sending)
                 await session.commit()
         except BaseException:
             await asyncio.shield(self._undo_creation(row, held.id))
             raise
-        return await self._sending(row)
+        return sending
 
     async def _undo_creation(self, row: DirectUpload, reservation_id: uuid.UUID) -> None:
         try:

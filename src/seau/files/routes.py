@@ -167,7 +167,7 @@ async def upload(
         made = await _upload(request, caller, files, settings, name, run)
         if not run.claimed:
             return made
-        return await run.keep(_created(made))
+        return run.keep(_created(made))
 
 
 def _created(made: UploadResult | FileRead) -> Response:
@@ -194,8 +194,10 @@ async def _upload(
                 files=_multipart_files(request, settings),
                 max_bytes=settings.max_upload_bytes,
                 subject=caller.subject,
+                # Every file of the request, and its answer, in one transaction.
+                in_commit=run.in_commit(lambda made: _created(_upload_result(made))),
             )
-            return UploadResult(files=[_file_read(row) for row in rows])
+            return _upload_result(rows)
         if name is None:
             raise BadRequest("a raw upload needs `?name=`; or send multipart/form-data")
         if declared is not None and declared > settings.max_upload_bytes:
@@ -216,6 +218,10 @@ async def _upload(
         return _file_read(row)
     except ClientDisconnect:
         raise ClientDisconnected() from None
+
+
+def _upload_result(rows: list[UserFile]) -> UploadResult:
+    return UploadResult(files=[_file_read(row) for row in rows])
 
 
 async def _multipart_files(request: Request, settings: Settings) -> AsyncIterator[NewFile]:

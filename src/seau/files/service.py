@@ -20,14 +20,7 @@ import json
 import logging
 import math
 import uuid
-from collections.abc import (
-    AsyncGenerator,
-    AsyncIterable,
-    AsyncIterator,
-    Awaitable,
-    Callable,
-    Sequence,
-)
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -52,7 +45,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from seau.auth.owner_check import HOLDS, OwnerCheck
 from seau.db.base import utcnow
 from seau.db.models import NAME_SEARCH_TABLE, FileState, UserFile
-from seau.db.unit import DEFAULT_TIMEOUT_SECONDS, unit_of_work
+from seau.db.unit import DEFAULT_TIMEOUT_SECONDS, InCommit, unit_of_work
 from seau.errors import (
     DatabaseUnavailable,
     FileNotFound,
@@ -101,6 +94,14 @@ class Purged:
 class Page:
     items: list[UserFile]
     next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    """A file whose bytes are stored and checked, its row not yet written."""
+
+    row: UserFile
+    held: Held
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -162,7 +163,7 @@ class FileService:
         subject: str | None = None,
         size: int | None = None,
         via: str = "raw",
-        in_commit: InCommit | None = None,
+        in_commit: InCommit[UserFile] | None = None,
     ) -> UserFile:
         """Store one file, or nothing. ``content_type`` is the uploader's, if any:
         the declared type is that, when it says something, else the name's guess;
@@ -171,6 +172,33 @@ class FileService:
         pre-upload hook is told. ``in_commit`` runs in the transaction that makes the
         file, before its commit (a retry's answer is stored with the file:
         `seau.idempotent`)."""
+        stored = await self._store_bytes(
+            owner_id=owner_id,
+            name=name,
+            content_type=content_type,
+            data=data,
+            max_bytes=max_bytes,
+            subject=subject,
+            size=size,
+            via=via,
+        )
+        (row,) = await self._make([stored], in_commit=_of_the_one(in_commit))
+        return row
+
+    async def _store_bytes(
+        self,
+        *,
+        owner_id: uuid.UUID,
+        name: str,
+        content_type: str | None,
+        data: AsyncIterable[bytes],
+        max_bytes: int,
+        subject: str | None,
+        size: int | None,
+        via: str,
+    ) -> _Stored:
+        """A file's bytes stored and checked, and its room held in the quota; its
+        row is not written (`_make` does). If it fails, nothing of it is left."""
         content_type = guess_content_type(name, content_type)
         name = validate_file_name(name, max_length=self._max_name_length)
         if self._pre_upload is not None:
@@ -191,7 +219,6 @@ class FileService:
         # Room in the owner's quota first, before a byte is stored: all of it when
         # the size is announced, else some ahead of the bytes, grown as they come.
         held = await self._quotas.reserve(owner_id=owner_id, reservation_id=file_id, size=size)
-        inserting = False
         gated = self._quotas.gate(held, data)
         try:
             metered = ByteMeter(gated, limit=max_bytes, sha256=hashlib.sha256())
@@ -210,23 +237,37 @@ class FileService:
             assert metered.sha256 is not None
             row.sha256 = metered.sha256.hexdigest()
             row.created_at = row.updated_at = utcnow()
-            inserting = True
-            async with self._unit() as session:
-                await _insert_row(session, row=row, held=held, in_commit=in_commit)
-            self._on_event()
         except BaseException:
-            # Nothing of a failed upload may survive. Once the insert was sent the
-            # row may exist even if the answer never came (a commit applied, then
-            # the connection lost), and the row must go before its bytes.
-            if inserting:
-                await self.discard([row])
-            else:
-                await self._forget_object(row)
-            await self._release(held)
+            await self._unstore([_Stored(row=row, held=held)])
             raise
         finally:
             await gated.aclose()
-        return row
+        return _Stored(row=row, held=held)
+
+    async def _make(
+        self, stored: Sequence[_Stored], *, in_commit: InCommit[list[UserFile]] | None
+    ) -> list[UserFile]:
+        """One transaction makes the files of ``stored``: their rows, ready, their
+        events, ``in_commit``, their quota settled. If it fails, nothing is left:
+        the rows go first (a commit whose answer was lost may have landed, and a
+        ready row must never point at missing bytes), then the bytes."""
+        rows = [one.row for one in stored]
+        try:
+            async with self._unit() as session:
+                await _insert_rows(session, stored, in_commit=in_commit)
+            self._on_event()
+        except BaseException:
+            await self.discard(rows)
+            for one in stored:
+                await self._release(one.held)
+            raise
+        return rows
+
+    async def _unstore(self, stored: Sequence[_Stored]) -> None:
+        """Best effort: the bytes and the quota of files that got no row."""
+        for one in stored:
+            await self._forget_object(one.row)
+            await self._release(one.held)
 
     async def _release(self, held: Held) -> None:
         """Best effort: what a failed upload held goes back (else `seau gc` does it)."""
@@ -244,36 +285,45 @@ class FileService:
         files: AsyncIterator[NewFile],
         max_bytes: int,
         subject: str | None = None,
+        in_commit: InCommit[list[UserFile]] | None = None,
     ) -> list[UserFile]:
         """Store every file ``files`` yields, one after the other, or none of them.
 
-        One request, one outcome: whatever fails (a file, or ``files`` itself, which
-        may raise to refuse the request part way), the files already stored are
-        discarded before the error propagates. ``max_bytes`` bounds each file.
+        One request, one outcome: the bytes of each file are stored as it comes,
+        and one transaction makes all the files once the last is stored (with
+        ``in_commit``, before its commit: a retry's answer is stored with the
+        files). Whatever fails first (a file, or ``files`` itself, which may raise
+        to refuse the request part way), the bytes already stored are deleted
+        before the error propagates; a process that dies leaves no file of the
+        request, only bytes without a row, for `seau gc`. ``max_bytes`` bounds
+        each file.
         """
-        created: list[UserFile] = []
+        stored: list[_Stored] = []
         try:
             async for new in files:
-                created.append(
-                    await self.upload(
+                stored.append(
+                    await self._store_bytes(
                         owner_id=owner_id,
                         name=new.name,
                         content_type=new.content_type,
                         data=new.data,
                         max_bytes=max_bytes,
                         subject=subject,
+                        size=None,
                         via="multipart",
                     )
                 )
         except BaseException:
-            await self.discard(created)
+            await self._unstore(stored)
             raise
         finally:
             # A generator left part way would be finalised only by the garbage
             # collector, outside any request; close it while its request lives.
             if isinstance(files, AsyncGenerator):
                 await files.aclose()
-        return created
+        if not stored:
+            return []
+        return await self._make(stored, in_commit=in_commit)
 
     async def purge_owner(self, owner_id: uuid.UUID) -> Purged:
         """Remove every file of ``owner_id``, rows and objects, whatever their state.
@@ -530,9 +580,6 @@ class FileService:
         return unit_of_work(self._sessions, timeout_seconds=self._db_timeout)
 
 
-InCommit = Callable[[AsyncSession, UserFile], Awaitable[None]]
-"""Work done in the transaction that makes a file, before its commit."""
-
 _FILE_TABLE = UserFile.metadata.tables[UserFile.__tablename__]
 # Built once: their compiled forms are cached, and no statement is assembled per request.
 _OWNED = select(UserFile).where(
@@ -544,19 +591,41 @@ _OWNED_CHECKED = _OWNED.where(HOLDS)
 _INSERT_FILE = insert(_FILE_TABLE)
 
 
-async def _insert_row(
-    session: AsyncSession, *, row: UserFile, held: Held, in_commit: InCommit | None = None
+def _of_the_one(in_commit: InCommit[UserFile] | None) -> InCommit[list[UserFile]] | None:
+    if in_commit is None:
+        return None
+    answer = in_commit
+
+    async def run(session: AsyncSession, rows: list[UserFile]) -> None:
+        (row,) = rows
+        await answer(session, row)
+
+    return run
+
+
+async def _insert_rows(
+    session: AsyncSession,
+    stored: Sequence[_Stored],
+    *,
+    in_commit: InCommit[list[UserFile]] | None,
 ) -> None:
+    rows = [one.row for one in stored]
     # One prepared Core insert of the table rather than `session.add` or an ORM
-    # insert: the row is complete, and the ORM's bookkeeping was about 8 % of a
+    # insert: the rows are complete, and the ORM's bookkeeping was about 8 % of a
     # small upload's event-loop samples in a profile.
-    values = {column.key: getattr(row, column.key) for column in _FILE_TABLE.columns}
-    await session.execute(_INSERT_FILE, values)
-    await _record(session, EventType.FILE_READY, row)
+    await session.execute(
+        _INSERT_FILE,
+        [{column.key: getattr(row, column.key) for column in _FILE_TABLE.columns} for row in rows],
+    )
+    for row in rows:
+        await _record(session, EventType.FILE_READY, row)
     if in_commit is not None:
-        await in_commit(session, row)
+        await in_commit(session, rows)
     # Last: the owner's usage row stays locked only until the commit.
-    await ledger.settle(session, reservation_id=held.id, owner_id=row.owner_id, size=row.size)
+    for one in stored:
+        await ledger.settle(
+            session, reservation_id=one.held.id, owner_id=one.row.owner_id, size=one.row.size
+        )
     await session.commit()
 
 

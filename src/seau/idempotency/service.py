@@ -3,10 +3,11 @@
 A request that creates something (a file, a resumable upload, a share) may carry
 a key chosen by the client. The first request with a key claims it in SQL (an
 insert on the owner and the key's hash: one of two instances wins), runs, and
-stores its answer; a retry with the same key from the same owner within a day
-gets that answer again, without running, whichever instance it reaches. The same
-key with a different request is refused (422 `idempotency_key_reused`), and
-while the first request runs, so is its retry (409 `idempotency_key_in_use`).
+stores its answer in the transaction of its work (`answer_in`); a retry with the
+same key from the same owner within a day gets that answer again, without
+running, whichever instance it reaches. The same key with a different request is
+refused (422 `idempotency_key_reused`), and while the first request runs, so is
+its retry (409 `idempotency_key_in_use`).
 A request that fails releases its key, so the retry runs. A claim is renewed
 while its request runs; one not renewed for `ABANDONED` belongs to a process
 that died, and the next request with the key takes it over.
@@ -206,24 +207,11 @@ class Idempotency:
             await session.commit()
             return held
 
-    async def finish(self, claim: Claim, answer: Answer) -> None:
-        """Store the answer of the request that holds ``claim``."""
-        async with self._unit() as session:
-            stored = await repository.answer(
-                session,
-                owner_id=claim.owner_id,
-                key_hash=claim.key_hash,
-                token=claim.token,
-                sealed=_seal(claim, answer),
-            )
-            await session.commit()
-        if not stored:
-            log.warning("an idempotency claim was taken over before its answer was stored")
-
     async def answer_in(self, session: AsyncSession, claim: Claim, answer: Answer) -> bool:
-        """Store the answer in ``session``'s transaction, the one of the work it
-        answers (no commit here): a process killed after that commit leaves the
-        answer, not a claim a retry would take over and run again."""
+        """Store the answer of the request that holds ``claim``, in ``session``'s
+        transaction: the one of the work it answers (no commit here). A process
+        killed after that commit leaves the answer, not a claim a retry would take
+        over and run again; False when the claim was taken over meanwhile."""
         return await repository.answer(
             session,
             owner_id=claim.owner_id,

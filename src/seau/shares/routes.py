@@ -41,7 +41,7 @@ from seau.problems import problem_responses
 from seau.proxy import public_url
 from seau.shares import page
 from seau.shares.schemas import ShareCreate, ShareCreated, ShareList, ShareRead
-from seau.shares.service import Opened, ShareService, ShareView
+from seau.shares.service import NewShare, Opened, ShareService, ShareView
 from seau.storage import ByteStream
 
 api_router = APIRouter(prefix="/api/v1", tags=["shares"])
@@ -115,15 +115,23 @@ async def create_share(
             expires_in=body.expires_in,
             password=body.password,
             max_downloads=body.max_downloads,
+            # The answer commits with the share.
+            in_commit=run.in_commit(lambda made: _created(_share_created(request, made))),
         )
-        created = ShareCreated(
-            **_read(made.view).model_dump(), url=public_url(request, f"/s/{made.token}")
-        )
+        created = _share_created(request, made)
         if not run.claimed:
             return created
-        return await run.keep(
-            Response(created.model_dump_json(), status_code=201, media_type="application/json")
-        )
+        return run.keep(_created(created))
+
+
+def _share_created(request: Request, made: NewShare) -> ShareCreated:
+    return ShareCreated(
+        **_read(made.view).model_dump(), url=public_url(request, f"/s/{made.token}")
+    )
+
+
+def _created(created: ShareCreated) -> Response:
+    return Response(created.model_dump_json(), status_code=201, media_type="application/json")
 
 
 @api_router.get(

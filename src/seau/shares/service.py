@@ -27,7 +27,7 @@ from seau.auth.passwords import PasswordHashing
 from seau.auth.throttle import SignInThrottle
 from seau.db.base import utcnow
 from seau.db.models import Share, UserFile
-from seau.db.unit import DEFAULT_TIMEOUT_SECONDS, unit_of_work
+from seau.db.unit import DEFAULT_TIMEOUT_SECONDS, InCommit, unit_of_work
 from seau.errors import (
     FileNotFound,
     InvalidShare,
@@ -129,8 +129,11 @@ class ShareService:
         expires_in: int | None = None,
         password: str | None = None,
         max_downloads: int | None = None,
+        in_commit: InCommit[NewShare] | None = None,
     ) -> NewShare:
-        """A new link to the owner's ready file ``file_id`` (404 `file_not_found`)."""
+        """A new link to the owner's ready file ``file_id`` (404 `file_not_found`).
+        ``in_commit`` runs in the transaction that makes the share, before its commit
+        (a retry's answer is stored with the share: `seau.idempotent`)."""
         longest = int(self._max_ttl.total_seconds())
         if expires_in is not None and not 0 < expires_in <= longest:
             # Compared as integers first: a huge one would not even make a timedelta.
@@ -158,14 +161,17 @@ class ShareService:
             downloads=0,
             created_at=now,
         )
+        made = NewShare(view=ShareView.of(share, file_name=file.name), token=token)
         try:
             async with self._unit() as session:
                 await repository.insert(session, share)
+                if in_commit is not None:
+                    await in_commit(session, made)
                 await session.commit()
         except IntegrityError:
             # The file was deleted meanwhile (the foreign key refused the row).
             raise FileNotFound() from None
-        return NewShare(view=ShareView.of(share, file_name=file.name), token=token)
+        return made
 
     async def list(self, *, owner_id: uuid.UUID, file_id: str | None = None) -> list[ShareView]:
         """The owner's shares, newest first; of one of their files when ``file_id``

@@ -17,6 +17,7 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from seau.db.models import FileState, Upload, UploadPart, UploadState, User, UserFile
+from seau.db.unit import InCommit
 from seau.events import outbox
 from seau.events.types import EventType
 from seau.files.keys import key_for
@@ -58,12 +59,18 @@ class Added(enum.Enum):
 
 
 async def add(
-    session: AsyncSession, row: Upload, *, max_active: int, quota: ledger.Defaults
+    session: AsyncSession,
+    row: Upload,
+    *,
+    max_active: int,
+    quota: ledger.Defaults,
+    in_commit: InCommit[Upload] | None = None,
 ) -> Added:
     """Insert ``row`` and its quota reservation (its `length`, or none of its bytes
     while the length is deferred: they are reserved as they come), unless its owner
     has ``max_active`` unfinished, unexpired uploads already or the upload does not
-    fit in the quota (then nothing is written).
+    fit in the quota (then nothing is written). ``in_commit`` runs before the commit,
+    once the row is in.
 
     The owner's account row is locked first (`FOR UPDATE` on MariaDB and
     PostgreSQL; SQLite's one connection runs one unit at a time), so two
@@ -97,6 +104,9 @@ async def add(
         await session.rollback()
         return Added.OVER_QUOTA if outcome is ledger.Outcome.OVER else Added.NO_USAGE_ROW
     session.add(row)
+    if in_commit is not None:
+        await session.flush()
+        await in_commit(session, row)
     await session.commit()
     return Added.ADDED
 

@@ -34,7 +34,7 @@ from seau.errors import (
     TypeNotAllowed,
     UnsupportedMediaType,
 )
-from seau.idempotent import IDEMPOTENCY_ERRORS, IDEMPOTENCY_KEY, once
+from seau.idempotent import IDEMPOTENCY_ERRORS, IDEMPOTENCY_KEY, Once, once
 from seau.limits import streams_body
 from seau.problems import problem_responses
 from seau.proxy import public_url
@@ -180,10 +180,12 @@ async def create(
     async with once(request, idempotency, caller.owner) as run:
         if run.replay is not None:
             return run.replay
-        return await run.keep(await _create(request, caller, uploads))
+        return run.keep(await _create(request, caller, uploads, run))
 
 
-async def _create(request: Request, caller: Principal, uploads: UploadService) -> Response:
+async def _create(
+    request: Request, caller: Principal, uploads: UploadService, run: Once
+) -> Response:
     headers = request.headers
     with _tus_headers():
         length = parse_integer(headers.get("upload-length"), header="Upload-Length")
@@ -210,11 +212,19 @@ async def _create(request: Request, caller: Principal, uploads: UploadService) -
             declared=declared,
             checksum=checksum,
             subject=caller.subject,
+            # The answer commits with the upload's row: the upload as created, so a
+            # replay of a creation with first bytes says Upload-Offset: 0, and the
+            # client's PATCH from there learns the offset (409, then HEAD).
+            in_commit=run.in_commit(lambda made: _created(request, made, offset=with_body)),
         )
     )
+    return _created(request, status, offset=with_body)
+
+
+def _created(request: Request, status: UploadStatus, *, offset: bool) -> Response:
     location = public_url(request, f"{PREFIX}/{status.id}")
     response = Response(status_code=201, headers={"Location": location})
-    _describe(response, status, offset=with_body)
+    _describe(response, status, offset=offset)
     return response
 
 

@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from seau.db.base import utcnow
 from seau.db.models import Upload, UploadState
-from seau.db.unit import DEFAULT_TIMEOUT_SECONDS, unit_of_work
+from seau.db.unit import DEFAULT_TIMEOUT_SECONDS, InCommit, unit_of_work
 from seau.errors import StorageUnavailableError, TypeNotAllowed, storage_call
 from seau.events.hook import PreUpload, Proposed
 from seau.files.names import DEFAULT_NAME, guess_content_type, validate_file_name
@@ -105,9 +105,13 @@ class UploadService:
         declared: int | None = None,
         checksum: Checksum | None = None,
         subject: str | None = None,
+        in_commit: InCommit[UploadStatus] | None = None,
     ) -> UploadStatus:
         """A new upload; with ``body`` (creation-with-upload), its first bytes too.
-        ``subject`` is what the pre-upload hook is told of the owner."""
+        ``subject`` is what the pre-upload hook is told of the owner. ``in_commit``
+        runs in the transaction that makes the upload, before its commit, with the
+        upload as made (no byte yet): a retry's answer is stored with the upload
+        (`seau.idempotent`)."""
         if length is not None and length > self.limits.max_size:
             raise UploadTooLarge(f"the upload exceeds the limit of {self.limits.max_size} bytes")
         name = validate_file_name(filename or DEFAULT_NAME, max_length=self.limits.max_name_length)
@@ -146,10 +150,15 @@ class UploadService:
         )
         # The upload row and its room in the quota (all of `Upload-Length`) go in
         # together; a second try follows the owner's usage row's making.
+        made = None if in_commit is None else _as_made(in_commit)
         for _ in range(2):
             async with self._unit() as session:
                 added = await repository.add(
-                    session, row, max_active=self.limits.max_active, quota=self._quotas.defaults
+                    session,
+                    row,
+                    max_active=self.limits.max_active,
+                    quota=self._quotas.defaults,
+                    in_commit=made,
                 )
             if added is not repository.Added.NO_USAGE_ROW:
                 break
@@ -492,6 +501,13 @@ class UploadService:
 
     def _unit(self) -> AbstractAsyncContextManager[AsyncSession]:
         return unit_of_work(self._sessions, timeout_seconds=self._db_timeout)
+
+
+def _as_made(in_commit: InCommit[UploadStatus]) -> InCommit[Upload]:
+    async def run(session: AsyncSession, row: Upload) -> None:
+        await in_commit(session, UploadStatus.of(row))
+
+    return run
 
 
 def _parse_id(upload_id: str) -> uuid.UUID:
