@@ -33,6 +33,10 @@ from tests.support.webhook_receiver import Receiver, webhook_receiver
 
 PASSWORD = "correct horse battery"
 TUS = {"Tus-Resumable": "1.0.0"}
+# uvicorn closes a connection idle for 5 s, and httpx keeps one for 5 s: a request sent
+# on a pooled connection at that instant reads a closed socket (httpx.ReadError). The
+# clients here let theirs go well before the server does.
+LIMITS = httpx.Limits(keepalive_expiry=2.0)
 
 DATABASES = [
     "sqlite",
@@ -67,7 +71,7 @@ async def cluster(
             }
             # The first instance migrates; the second starts on the migrated schema.
             servers.append(await asyncio.to_thread(stack.enter_context, seau_server(env, cwd=tmp)))
-        async with httpx.AsyncClient(base_url=servers[0].url, timeout=30) as client:
+        async with httpx.AsyncClient(base_url=servers[0].url, timeout=30, limits=LIMITS) as client:
             email = f"events-{kind}@example.com"
             made = await client.post("/api/v1/users", json={"email": email, "password": PASSWORD})
             assert made.status_code == 201, made.text
@@ -128,7 +132,9 @@ async def test_a_thousand_files_through_two_instances_are_each_told_once_and_dow
     count = 1000 if kind == "postgresql" else 200
     expected = {f"f-{i:04d}.bin": hashlib.sha256(_content(i)).hexdigest() for i in range(count)}
     async with cluster(kind, tmp_path, receiver) as seau:
-        clients = [httpx.AsyncClient(base_url=s.url, timeout=30) for s in seau.servers]
+        clients = [
+            httpx.AsyncClient(base_url=s.url, timeout=30, limits=LIMITS) for s in seau.servers
+        ]
         downloaded: dict[str, str] = {}
         wrong: list[str] = []
 
@@ -184,7 +190,7 @@ async def test_an_instance_killed_while_delivering_loses_nothing(
         kind, tmp_path, receiver, extra={"SEAU_DATABASE_TIMEOUT_SECONDS": "2"}
     ) as seau:
         a, b = seau.servers
-        async with httpx.AsyncClient(base_url=a.url, timeout=30) as client:
+        async with httpx.AsyncClient(base_url=a.url, timeout=30, limits=LIMITS) as client:
             await asyncio.gather(*(_make(client, seau.auth, i * 3) for i in range(count)))
         # A is sending: kill it while the receiver holds its requests.
         await receiver.wait_for(lambda r: any(path == "/hook/a" for path, _ in r.started))
