@@ -45,8 +45,14 @@ tests/support/oidc/node_modules/.installed: tests/support/oidc/package-lock.json
 	npm ci --prefix tests/support/oidc --no-audit --no-fund --loglevel=error
 	touch $@
 
+# Uppy and esbuild, pinned by package-lock.json: tests/web/test_uppy.py bundles the
+# client of docs/direct-uploads.md with them.
+tests/web/uppy/node_modules/.installed: tests/web/uppy/package-lock.json
+	npm ci --prefix tests/web/uppy --no-audit --no-fund --loglevel=error
+	touch $@
+
 test: $(VENV)/.installed-dev tests/uploads/js/node_modules/.installed \
-		tests/support/oidc/node_modules/.installed
+		tests/support/oidc/node_modules/.installed tests/web/uppy/node_modules/.installed
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # Lint, format, types (mypy --strict over src, tests and bench, as [tool.mypy] files
@@ -65,7 +71,7 @@ lint: $(VENV)/.installed-dev
 # this process. (Not `-n 0 --dist ...`: pytest-cov would then wait for workers' data.)
 PYTEST_XDIST ?=
 cover: $(VENV)/.installed-dev tests/uploads/js/node_modules/.installed \
-		tests/support/oidc/node_modules/.installed
+		tests/support/oidc/node_modules/.installed tests/web/uppy/node_modules/.installed
 	$(BIN)/pytest $(PYTEST_XDIST) --cov --cov-report=term --durations=15 $(PYTEST_ARGS)
 
 check: lint cover

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import boto3
 import pytest
+from botocore.config import Config
 
 from seau.settings import Settings, provider_origin
-from seau.web.routes import page_csp
+from seau.web.routes import bucket_origins, page_csp
 
 
 @pytest.mark.parametrize(
@@ -53,3 +56,60 @@ def test_settings_refuse_a_page_provider_the_csp_cannot_name(issuer: str, tmp_pa
         Settings(data_dir=tmp_path, oidc_issuer=issuer, oidc_audience="seau", oidc_client_id="page")
     # Without the page's client id the CSP does not name it: tokens alone are fine.
     assert Settings(data_dir=tmp_path, oidc_issuer=issuer, oidc_audience="seau").oidc_issuer
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "path_style", "region", "bucket"),
+    [
+        (None, False, None, "photos"),
+        (None, False, "eu-west-3", "photos"),
+        (None, True, "eu-west-3", "photos"),
+        (None, False, "eu-west-3", "photos.example.com"),
+        (None, False, "cn-north-1", "photos"),
+        ("https://minio.example.com:9000", False, "us-east-1", "photos"),
+        ("https://minio.example.com:9000", True, "us-east-1", "photos"),
+        ("http://127.0.0.1:5000", False, "us-east-1", "photos"),
+        ("https://Fsn1.Your-Objectstorage.com", False, "eu", "photos"),
+    ],
+)
+def test_the_bucket_origins_are_where_the_sdk_presigns_parts(
+    endpoint: str | None, path_style: bool, region: str | None, bucket: str, tmp_path: Path
+) -> None:
+    settings = Settings(
+        data_dir=tmp_path,
+        storage_url=f"s3://{bucket}/prefix",
+        aws_endpoint_url=endpoint,
+        aws_region=region,
+        s3_path_style=path_style,
+    )
+    # botocore, configured as seau's S3 signer is (storage/s3_staging.py), decides.
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id="a",
+        aws_secret_access_key="b",
+        region_name=region or "us-east-1",
+        config=Config(s3={"addressing_style": "path" if path_style else "virtual"}),
+    )
+    part = client.generate_presigned_url(
+        "upload_part",
+        Params={"Bucket": bucket, "Key": "prefix/files/x", "UploadId": "u", "PartNumber": 1},
+        HttpMethod="PUT",
+    )
+    post = client.generate_presigned_post(bucket, "prefix/files/x")["url"]
+    origins = bucket_origins(settings)
+    for url in (part, post):
+        parts = urlsplit(url)
+        assert f"{parts.scheme}://{parts.netloc.lower()}" in origins
+    directives = dict(d.split(" ", 1) for d in page_csp(None, origins).split("; "))
+    assert directives["connect-src"] == " ".join(["'self'", *origins])
+
+
+def test_no_bucket_origin_on_the_local_store_or_an_endpoint_a_csp_cannot_name(
+    tmp_path: Path,
+) -> None:
+    assert bucket_origins(Settings(data_dir=tmp_path)) == ()
+    odd = Settings(
+        data_dir=tmp_path, storage_url="s3://photos", aws_endpoint_url="https://[::1]:9000"
+    )
+    assert bucket_origins(odd) == ()

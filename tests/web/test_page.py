@@ -185,7 +185,8 @@ def test_page_and_assets_are_served_with_a_strict_content_security_policy(
     # No identity provider: the page reaches its own origin only, and shows the form.
     assert policy["connect-src"] == "'self'"
     options = httpx.get(f"{server.url}/api/v1/auth/options")
-    assert options.json() == {"local_accounts": True, "oidc": None}
+    # The local store: no direct uploads, the page sends every byte through seau.
+    assert options.json() == {"local_accounts": True, "oidc": None, "direct_uploads": None}
 
     assets = re.findall(r'(?:src|href)="(/static/[^"]+)"', page.text)
     assert sorted(assets) == [

@@ -142,6 +142,7 @@ def test_the_page_learns_the_provider_and_may_reach_its_origin_only(
             "client_id": CLIENT_ID,
             "scopes": "openid profile email",
         },
+        "direct_uploads": None,
     }
     assert "/api/v1/auth/options" in httpx.get(f"{oidc_server.url}/openapi.json").json()["paths"]
     page = httpx.get(f"{oidc_server.url}/")

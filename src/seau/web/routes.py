@@ -6,7 +6,8 @@ calls `/api/v1/...`. Nothing here reads the database or the store. The assets ar
 fixed allowlist read from the package, so no request path ever reaches the disk.
 With an identity provider's public client configured, the page signs in there
 (Authorization Code with PKCE) and its CSP lets it reach the provider's origin, and
-no other.
+no other. On S3 the page sends large files straight to the bucket (direct uploads),
+so the bucket's origins join its `connect-src`; on the local store nothing does.
 """
 
 from __future__ import annotations
@@ -16,25 +17,29 @@ import hashlib
 from dataclasses import dataclass
 from importlib import resources
 from typing import Final
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request, Response
 
 from seau.deps import SettingsDep
 from seau.errors import NotFound
 from seau.settings import Settings, provider_origin
-from seau.web.schemas import OidcClient, SignInOptions
+from seau.web.schemas import DirectUploadOptions, OidcClient, SignInOptions
 
 router = APIRouter()
 
 
 @functools.cache
-def page_csp(issuer: str | None) -> str:
+def page_csp(issuer: str | None, bucket: tuple[str, ...] = ()) -> str:
     """The page's CSP; with a provider, its origin joins `connect-src` (discovery, the
     token endpoint). The page reaches the provider's sign-in and sign-out pages by
-    navigating there, which no CSP directive governs, so `form-action` stays `'none'`."""
-    connect = (
-        "connect-src 'self'" if issuer is None else f"connect-src 'self' {provider_origin(issuer)}"
-    )
+    navigating there, which no CSP directive governs, so `form-action` stays `'none'`.
+    ``bucket``: the origins the page PUTs direct uploads' parts to (`bucket_origins`)."""
+    sources = ["'self'"]
+    if issuer is not None:
+        sources.append(provider_origin(issuer))
+    sources.extend(bucket)
+    connect = "connect-src " + " ".join(sources)
     # Scripts and styles come only from our origin, never inline, and Trusted Types with
     # no policy forbids every string-to-DOM sink (innerHTML, eval): file names are
     # written by uploaders and must only ever reach the page as text.
@@ -108,9 +113,47 @@ def _page_issuer(settings: Settings) -> str | None:
     return settings.oidc_issuer if settings.oidc_client_id is not None else None
 
 
+def bucket_origins(settings: Settings) -> tuple[str, ...]:
+    """Where the URLs S3 presigns for a direct upload point, from the settings alone
+    (the page is served without touching the store): the endpoint's host, and the
+    bucket's own host under it. The SDK addresses the bucket either way (path style
+    for an IP address or a dotted name over HTTPS, or when asked), so both are named;
+    both are the provider's. Empty on the local store, and when the endpoint is no
+    origin a CSP can name: the page then uploads through seau."""
+    storage = urlsplit(settings.effective_storage_url)
+    if storage.scheme != "s3" or not storage.netloc:
+        return ()
+    bucket = storage.netloc.lower()
+    if settings.aws_endpoint_url is not None:
+        try:
+            endpoint = provider_origin(settings.aws_endpoint_url)
+        except ValueError:
+            return ()
+        scheme, host = endpoint.split("://", 1)
+        hosts = [host]
+    else:
+        region = (settings.aws_region or "us-east-1").lower()
+        suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+        hosts = [f"s3.{region}.{suffix}"]
+        if region == "us-east-1":
+            hosts.insert(0, f"s3.{suffix}")
+        scheme = "https"
+    origins = [f"{scheme}://{h}" for h in hosts]
+    if not settings.s3_path_style:
+        origins.extend(f"{scheme}://{bucket}.{h}" for h in hosts)
+    return tuple(origins)
+
+
+def _direct_options(settings: Settings) -> DirectUploadOptions | None:
+    if not bucket_origins(settings):
+        return None
+    return DirectUploadOptions(multipart_threshold_bytes=settings.direct_multipart_threshold_bytes)
+
+
 @router.get("/", include_in_schema=False)
 async def page(request: Request, settings: SettingsDep) -> Response:
-    return _serve(request, "index.html", csp=page_csp(_page_issuer(settings)))
+    csp = page_csp(_page_issuer(settings), bucket_origins(settings))
+    return _serve(request, "index.html", csp=csp)
 
 
 @router.get(
@@ -118,9 +161,10 @@ async def page(request: Request, settings: SettingsDep) -> Response:
     response_model=SignInOptions,
     tags=["users"],
     summary="How to sign in",
-    description="Public: whether seau's own accounts are on, and the identity "
-    "provider's public client (issuer, client id, scopes) when one is configured. The "
-    "web page reads it before showing its sign-in.",
+    description="Public: whether seau's own accounts are on, the identity "
+    "provider's public client (issuer, client id, scopes) when one is configured, and, "
+    "on S3, from what size the page sends files straight to the bucket. The web page "
+    "reads it before showing its sign-in.",
 )
 async def sign_in_options(settings: SettingsDep, response: Response) -> SignInOptions:
     response.headers["Cache-Control"] = "no-cache"
@@ -130,7 +174,11 @@ async def sign_in_options(settings: SettingsDep, response: Response) -> SignInOp
         oidc = OidcClient(
             issuer=issuer, client_id=settings.oidc_client_id, scopes=settings.oidc_scopes
         )
-    return SignInOptions(local_accounts=settings.local_accounts, oidc=oidc)
+    return SignInOptions(
+        local_accounts=settings.local_accounts,
+        oidc=oidc,
+        direct_uploads=_direct_options(settings),
+    )
 
 
 @router.get("/static/{name}", include_in_schema=False)

@@ -158,6 +158,11 @@ async function api(path, { method = "GET", json, form, auth = true } = {}) {
 // `key` is the upload's Idempotency-Key: the same for every try of one picked file, so
 // that retrying an upload whose answer was lost answers the stored file, not a copy.
 function sendFile(file, { key, getToken, onProgress, onWaiting = () => {} }) {
+  // On S3 the server names the size from which files go straight to the bucket.
+  const direct = signInOptions.direct_uploads;
+  if (direct && file.size >= direct.multipart_threshold_bytes) {
+    return sendDirect(file, { key, getToken, onProgress, onWaiting });
+  }
   // Without the tus script (blocked, or failed to load) every file takes the plain way.
   if (file.size >= RESUMABLE_FROM_BYTES && globalThis.tus?.isSupported) {
     return sendResumable(file, { getToken, onProgress, onWaiting });
@@ -303,8 +308,281 @@ function sendResumable(file, { getToken, onProgress, onWaiting }) {
 // name the files, and the next person at this browser need not see them.
 function forgetResumableUploads() {
   for (const key of Object.keys(localStorage)) {
-    if (key.startsWith("tus::")) localStorage.removeItem(key);
+    if (key.startsWith("tus::") || key.startsWith(DIRECT_PREFIX)) localStorage.removeItem(key);
   }
+}
+
+// ---------------------------------------------------------------- direct uploads
+
+// On S3 a large file goes straight to the bucket (POST /api/v1/direct-uploads, then the
+// parts PUT to the URLs seau presigns, then .../complete, where seau verifies the bytes
+// before they become a file): seau carries none of its bytes. The upload's id is kept in
+// localStorage under the file's name, size and date until it completes, so picking the
+// same file again (after a reload, a failure, a new sign-in) asks the store which parts
+// it already holds (GET .../parts) and sends only the others.
+const DIRECT_PREFIX = "seau.direct::";
+// Parts in flight at once per file, and how many part URLs to ask for in one request.
+const DIRECT_PARALLEL_PARTS = 3;
+const DIRECT_URL_BATCH = 16;
+const DIRECT_RETRY_DELAYS_MS = [0, 1000, 3000, 5000, 10000];
+// Direct uploads this page is sending: the same file picked twice makes two uploads.
+const directInUse = new Set();
+
+function directStorageKey(file) {
+  return DIRECT_PREFIX + JSON.stringify([file.name, file.size, file.lastModified]);
+}
+
+function abortError() {
+  return new DOMException("Upload cancelled", "AbortError");
+}
+
+// The bytes of part `number` (1-based) when every part but the last is `partSize`.
+function partRange(number, partSize, size) {
+  const start = (number - 1) * partSize;
+  return [start, Math.min(size, start + partSize)];
+}
+
+// PUT one part to the URL seau presigned; resolves to the part's ETag. The bucket's CORS
+// must expose ETag (docs/direct-uploads.md), or the browser hides it.
+function putPart(url, blob, { signal, onSent }) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    const stop = () => xhr.abort();
+    signal.addEventListener("abort", stop, { once: true });
+    const done = () => signal.removeEventListener("abort", stop);
+    xhr.open("PUT", url);
+    xhr.upload.addEventListener("progress", (event) => onSent(event.loaded));
+    xhr.addEventListener("load", () => {
+      done();
+      if (xhr.status < 200 || xhr.status >= 300) {
+        reject(new ApiError({ status: xhr.status, detail: `The storage answered ${xhr.status}.` }));
+        return;
+      }
+      const etag = xhr.getResponseHeader("ETag");
+      if (!etag) {
+        reject(new ApiError({ status: 0, code: "etag_hidden", detail: "The storage hid the part's ETag (its CORS must expose ETag)." }));
+        return;
+      }
+      onSent(blob.size);
+      resolve(etag);
+    });
+    xhr.addEventListener("error", () => {
+      done();
+      reject(networkError());
+    });
+    xhr.addEventListener("abort", () => {
+      done();
+      reject(abortError());
+    });
+    xhr.send(blob);
+  });
+}
+
+function sendDirect(file, { key, getToken, onProgress, onWaiting }) {
+  const controller = new AbortController();
+  const { signal } = controller;
+  const storageKey = directStorageKey(file);
+  let uploadId = null;
+  let fail = () => {};
+
+  const call = async (path, { method = "GET", json, headers = {} } = {}) => {
+    const init = { method, cache: "no-store", signal, headers: { Accept: "application/json", ...headers } };
+    init.headers.Authorization = `Bearer ${await getToken()}`;
+    if (json !== undefined) {
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(json);
+    }
+    let response;
+    try {
+      response = await fetch(`${API}/direct-uploads${path}`, init);
+    } catch {
+      throw signal.aborted ? abortError() : networkError();
+    }
+    if (!response.ok) throw problemFrom(response.status, await response.text().catch(() => ""));
+    return response.status === 204 ? null : response.json();
+  };
+
+  // Network failures and the server's 5xx are retried after a pause; while the browser
+  // is offline the upload waits for the network instead. Anything else fails at once.
+  const retrying = async (attempt) => {
+    for (let tries = 0; ; tries += 1) {
+      try {
+        return await attempt();
+      } catch (error) {
+        const transient = error instanceof ApiError && (error.status === 0 || error.status >= 500);
+        if (signal.aborted || !transient || error.code === "etag_hidden") throw error;
+        if (navigator.onLine === false) {
+          onWaiting(true);
+          await new Promise((resolve) => window.addEventListener("online", resolve, { once: true }));
+          onWaiting(false);
+          tries = -1;
+        } else if (tries >= DIRECT_RETRY_DELAYS_MS.length) {
+          throw error;
+        } else {
+          await new Promise((resolve) => setTimeout(resolve, DIRECT_RETRY_DELAYS_MS[tries]));
+        }
+        if (signal.aborted) throw abortError();
+      }
+    }
+  };
+
+  // The upload kept for this file, if the server still has it: { upload, stored parts }.
+  const previous = async () => {
+    let saved = null;
+    try {
+      saved = JSON.parse(localStorage.getItem(storageKey) ?? "null");
+    } catch {
+      // Unreadable: start over.
+    }
+    if (!saved?.id || directInUse.has(saved.id)) return null;
+    try {
+      const upload = await retrying(() => call(`/${encodeURIComponent(saved.id)}`));
+      if (!upload.multipart || upload.size !== file.size || upload.name !== file.name) return null;
+      const { parts } = await retrying(() => call(`/${encodeURIComponent(saved.id)}/parts`));
+      return { upload, parts };
+    } catch (error) {
+      // Gone (completed, aborted, expired, another person's): start over.
+      if (error instanceof ApiError && [404, 410, 422].includes(error.status)) {
+        localStorage.removeItem(storageKey);
+        return null;
+      }
+      throw error;
+    }
+  };
+
+  const run = async () => {
+    let found = await previous();
+    if (!found) {
+      const body = { name: file.name, size: file.size, multipart: true };
+      if (file.type && !/^multipart\//i.test(file.type)) body.content_type = file.type;
+      const upload = await retrying(() =>
+        call("", { method: "POST", json: body, headers: { "Idempotency-Key": key } }),
+      );
+      found = { upload, parts: [] };
+    }
+    const { upload } = found;
+    uploadId = upload.id;
+    directInUse.add(uploadId);
+    localStorage.setItem(storageKey, JSON.stringify({ id: uploadId }));
+
+    const { part_size: partSize, part_count: partCount } = upload;
+    const etags = new Map();
+    for (const part of found.parts) {
+      const [start, end] = partRange(part.number, partSize, file.size);
+      // A part the store holds whole is not sent again.
+      if (part.number <= partCount && part.size === end - start) etags.set(part.number, part.etag);
+    }
+    const missing = [];
+    for (let number = 1; number <= partCount; number += 1) if (!etags.has(number)) missing.push(number);
+
+    let stored = 0;
+    for (const number of etags.keys()) {
+      const [start, end] = partRange(number, partSize, file.size);
+      stored += end - start;
+    }
+    const inFlight = new Map();
+    const report = () => {
+      let sent = stored;
+      for (const loaded of inFlight.values()) sent += loaded;
+      onProgress(Math.min(sent, file.size), file.size);
+    };
+    report();
+
+    // Part URLs, asked for a batch at a time just before they are needed (they expire).
+    const urls = new Map();
+    const urlFor = async (number) => {
+      if (!urls.has(number)) {
+        const batch = missing.filter((n) => n >= number && !etags.has(n) && !urls.has(n));
+        const signed = await call(`/${encodeURIComponent(uploadId)}/parts`, {
+          method: "POST",
+          json: { numbers: batch.slice(0, DIRECT_URL_BATCH) },
+        });
+        for (const part of signed.parts) urls.set(part.number, part.url);
+      }
+      return urls.get(number);
+    };
+
+    const queue = [...missing];
+    const worker = async () => {
+      while (queue.length) {
+        const number = queue.shift();
+        const [start, end] = partRange(number, partSize, file.size);
+        const etag = await retrying(async () => {
+          const url = await urlFor(number);
+          try {
+            return await putPart(url, file.slice(start, end), {
+              signal,
+              onSent: (loaded) => {
+                inFlight.set(number, loaded);
+                report();
+              },
+            });
+          } catch (error) {
+            // A fresh URL for the next try: this one may have expired.
+            urls.delete(number);
+            inFlight.delete(number);
+            report();
+            // The bucket refusing a part (an expired URL: 403) is retried, with a fresh URL.
+            if (error instanceof ApiError && error.status >= 400 && error.status < 500) {
+              throw new ApiError({ ...error, status: 500, detail: error.detail });
+            }
+            throw error;
+          }
+        });
+        inFlight.delete(number);
+        etags.set(number, etag);
+        stored += end - start;
+        report();
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(DIRECT_PARALLEL_PARTS, missing.length) }, worker));
+
+    const parts = [...etags].sort((a, b) => a[0] - b[0]).map(([number, etag]) => ({ number, etag }));
+    const made = await retrying(() =>
+      call(`/${encodeURIComponent(uploadId)}/complete`, { method: "POST", json: { parts } }),
+    );
+    return made;
+  };
+
+  const finish = () => {
+    localStorage.removeItem(storageKey);
+    if (uploadId) directInUse.delete(uploadId);
+  };
+  const promise = new Promise((resolve, reject) => {
+    fail = reject;
+    run().then(
+      (made) => {
+        finish();
+        resolve(made);
+      },
+      (error) => {
+        if (uploadId) directInUse.delete(uploadId);
+        // Refused for good (verification, quota): nothing left to resume.
+        if (error instanceof ApiError && error.status >= 400 && error.status < 500 && error.status !== 401) {
+          finish();
+        }
+        reject(error);
+      },
+    );
+  });
+  const abort = async () => {
+    if (signal.aborted) return;
+    controller.abort();
+    fail(abortError());
+    const id = uploadId;
+    finish();
+    // Abort on the server: the parts go now rather than when the upload expires.
+    if (!id) return;
+    try {
+      await fetch(`${API}/direct-uploads/${encodeURIComponent(id)}`, {
+        method: "DELETE",
+        headers: { Authorization: `Bearer ${await getToken()}` },
+      });
+    } catch {
+      // Unreachable: seau gc removes it once it expires.
+    }
+  };
+  return { promise, abort };
 }
 
 // A tus-js-client error as the ApiError the rest of the page knows.
