@@ -8,13 +8,16 @@ It finds
 
 It never touches a `ready` file, nor anything younger than the grace period,
 which exceeds the longest upload the server allows, so uploads in flight are
-safe. Every removal is idempotent and conditional, so several instances may run
-it at once.
+safe, nor the object of a resumable upload that is not done yet (a completion
+cut after the object was made: the upload's next request, or `seau gc`'s
+reclaim of uploads, makes it a file). Every removal is idempotent and
+conditional, so several instances may run it at once.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -24,8 +27,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from seau.db.base import utcnow
-from seau.db.models import FileState, UserFile
-from seau.files.keys import FILES_PREFIX
+from seau.db.models import FileState, Upload, UploadState, UserFile
+from seau.files.keys import FILES_PREFIX, key_for
 from seau.storage import ObjectInfo, StorageError, Store
 
 log = logging.getLogger("seau.gc")
@@ -149,10 +152,19 @@ async def _remove_unreferenced(
     report: GcReport,
 ) -> None:
     keys = [info.key for info in batch]
+    uploads = {key: upload_id for key in keys if (upload_id := _upload_of(key)) is not None}
     async with sessions() as session:
         known = set(
             await session.scalars(select(UserFile.object_key).where(UserFile.object_key.in_(keys)))
         )
+        unfinished = set(
+            await session.scalars(
+                select(Upload.id).where(
+                    Upload.id.in_(set(uploads.values())), Upload.state != UploadState.DONE
+                )
+            )
+        )
+    known |= {key for key, upload_id in uploads.items() if upload_id in unfinished}
     for key in keys:
         if key in known:
             continue
@@ -162,3 +174,12 @@ async def _remove_unreferenced(
                 await store.delete(key)
             except StorageError as exc:
                 report.errors.append(f"orphan {key}: {exc}")
+
+
+def _upload_of(key: str) -> uuid.UUID | None:
+    """The upload whose object ``key`` would be (`key_for` of its id), if any."""
+    try:
+        upload_id = uuid.UUID(hex=key.rpartition("/")[2])
+    except ValueError:
+        return None
+    return upload_id if key == key_for(upload_id) else None

@@ -11,6 +11,8 @@ from the test while traffic flows:
 - ``lose_reply_to(pattern)``: forward the next request containing ``pattern`` to
   the server, then drop its reply and reset the client, so the client cannot
   tell whether the server acted on it (a commit whose outcome is unknown);
+  with ``after``, only on a connection that carried ``after`` first (the COMMIT
+  of one given transaction);
 - ``reset_all()``: send RST on every open connection now.
 
 "upstream" is client → server, "downstream" server → client. The proxy runs an
@@ -73,6 +75,9 @@ class _LoseReply:
     pattern: bytes
     then_refuse: bool
     delay: float
+    after: bytes | None = None
+    primed: set[_Link] = field(default_factory=set)
+    """The connections that carried ``after``."""
 
 
 class FaultProxy:
@@ -170,13 +175,18 @@ class FaultProxy:
 
         self._call(run)
 
-    def lose_reply_to(self, pattern: bytes, *, then_refuse: bool, delay: float = 0.3) -> None:
+    def lose_reply_to(
+        self, pattern: bytes, *, then_refuse: bool, delay: float = 0.3, after: bytes | None = None
+    ) -> None:
         """Forward the next upstream data containing ``pattern``, give the server
         ``delay`` seconds to act on it, then reset that connection without
-        relaying any reply; with ``then_refuse``, refuse new connections from then on."""
+        relaying any reply; with ``then_refuse``, refuse new connections from then on.
+        With ``after``, only data on a connection that carried ``after`` before counts."""
 
         async def run() -> None:
-            self._lose_reply = _LoseReply(pattern=pattern, then_refuse=then_refuse, delay=delay)
+            self._lose_reply = _LoseReply(
+                pattern=pattern, then_refuse=then_refuse, delay=delay, after=after
+            )
 
         self._call(run)
 
@@ -301,12 +311,16 @@ class FaultProxy:
                         self._links.discard(link)
                     return
                 lose = self._lose_reply
-                if lose is not None and direction == "upstream" and lose.pattern in tail + data:
-                    self._lose_reply = None
-                    await self._forward(sink, data, direction)
-                    await self._swallow_reply(link, lose)
-                    return
-                keep = len(lose.pattern) - 1 if lose is not None else 0
+                if lose is not None and direction == "upstream":
+                    if lose.after is not None and link not in lose.primed:
+                        if lose.after in tail + data:
+                            lose.primed.add(link)
+                    elif lose.pattern in tail + data:
+                        self._lose_reply = None
+                        await self._forward(sink, data, direction)
+                        await self._swallow_reply(link, lose)
+                        return
+                keep = max(len(lose.pattern), len(lose.after or b"")) - 1 if lose is not None else 0
                 tail = data[-keep:] if keep else b""
                 cut = self._cut
                 if cut is not None and cut.direction == direction and len(data) >= cut.remaining:

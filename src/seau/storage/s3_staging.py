@@ -159,7 +159,9 @@ class S3UploadStaging:
         try:
             await self._complete(staged, content_type=content_type)
         except _Gone:
-            # Completed by an earlier attempt that crashed before it was recorded?
+            # Completed by an earlier attempt that was cut before it was recorded
+            # (the tail read back or its part refused, the completion answered
+            # NoSuchUpload): the object is there, whole, or the bytes are gone.
             if await self._size_of(staged.key) != staged.size:
                 raise StagingLost(f"the multipart upload of {staged.key!r} is gone") from None
         if staged.tail_key is not None:
@@ -182,12 +184,16 @@ class S3UploadStaging:
             finally:
                 await close_source(stream)
             number = len(parts) + 1
-            etag = await self._upload_part(staged, handle, number, bytes(tail))
+            etag = await self._if_not_gone(
+                staged.key, handle, self._upload_part(staged, handle, number, bytes(tail))
+            )
             parts.append(Part(number=number, etag=etag, size=len(tail)))
         if sum(p.size for p in parts) != staged.size:
             raise StagingLost(f"the staged parts of {staged.key!r} do not add up")
-        try:
-            await self._call(
+        await self._if_not_gone(
+            staged.key,
+            handle,
+            self._call(
                 "complete multipart upload",
                 staged.key,
                 "complete_multipart_upload",
@@ -199,13 +205,25 @@ class S3UploadStaging:
                         "Parts": [{"ETag": p.etag, "PartNumber": p.number} for p in parts]
                     },
                 },
-                gone_ok=False,
-            )
+            ),
+        )
+
+    async def _if_not_gone(self, key: str, handle: str, operation: Awaitable[T]) -> T:
+        """A call on the multipart upload ``handle``; `_Gone` once it no longer exists.
+
+        After a completion cut before it was recorded, the upload is gone and the
+        tail still there: its part then meets 404 NoSuchUpload on AWS and Ceph's
+        RGW 16.2, 500 on moto; a completion of an upload that is gone, 404
+        NoSuchUpload on AWS, 500 InternalError on moto and RGW (a repeated
+        completion of one that was completed answers 200 on all three). A 500
+        would make the client retry for ever: the upload's parts tell the cases apart.
+        """
+        try:
+            return await operation
+        except StagingLost:
+            raise _Gone("NoSuchUpload") from None
         except StorageUnavailable:
-            # AWS answers the completion of an upload that is gone with 404
-            # NoSuchUpload; moto and Ceph's RGW 16.2 answer 500 InternalError, which
-            # would make the client retry for ever. Its parts tell the two apart.
-            if await self._is_gone(staged.key, handle):
+            if await self._is_gone(key, handle):
                 raise _Gone("NoSuchUpload") from None
             raise
 

@@ -1,24 +1,30 @@
 """What `seau gc` does for resumable uploads: remove expired uploads, and the
 staging data no upload records (what a crash between creating it and recording
-it left behind)."""
+it left behind).
+
+An expired upload whose every byte is recorded (`completing`: its completion was
+cut, and nobody asked since) is made a file instead; only one whose bytes are
+gone (`UploadDataLost`) is removed.
+"""
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from seau.db.base import utcnow
-from seau.db.models import UploadState
+from seau.db.models import Upload, UploadState
 from seau.db.unit import unit_of_work
-from seau.errors import DatabaseUnavailable, StorageUnavailableError
+from seau.errors import DatabaseUnavailable, StorageUnavailableError, TypeNotAllowed
 from seau.storage import StorageUnavailable, Store
 from seau.storage.staging import Staged, UploadStaging
 from seau.uploads import repository
+from seau.uploads.errors import UploadDataLost, UploadLocked
 from seau.uploads.lease import Lease, new_token
 
 log = logging.getLogger("seau.uploads")
@@ -26,6 +32,9 @@ log = logging.getLogger("seau.uploads")
 # The reconciler holds an upload only while it removes it.
 RECLAIM_LEASE = timedelta(minutes=5)
 _BATCH = 500
+
+Complete = Callable[[Lease, Upload, Staged], Awaitable[Upload]]
+"""Makes a `completing` upload a file under the caller's lease (`UploadService._complete`)."""
 
 
 async def remove_data(
@@ -51,16 +60,19 @@ async def reclaim_expired(
     older_than: datetime,
     dry_run: bool = False,
     on_event: Callable[[], None] | None = None,
+    complete: Complete | None = None,
 ) -> int:
     """Remove expired uploads' data and rows (each told as `upload.expired`), and
     staging data no upload records that is older than ``older_than``. Returns how
-    many were (or, with ``dry_run``, would be) removed."""
+    many were (or, with ``dry_run``, would be) removed. An expired `completing`
+    upload is made a file by ``complete`` instead, and left alone without it."""
     reclaimer = _Reclaimer(
         sessions=sessions,
         db_timeout=db_timeout,
         store=store,
         staging=staging,
         on_event=on_event or (lambda: None),
+        complete=complete,
     )
     return await reclaimer.run(older_than=older_than, dry_run=dry_run)
 
@@ -74,8 +86,10 @@ class _Reclaimer:
         store: Store,
         staging: UploadStaging,
         on_event: Callable[[], None],
+        complete: Complete | None,
     ) -> None:
         self._on_event = on_event
+        self._complete = complete
         self._sessions = sessions
         self._db_timeout = db_timeout
         self._store = store
@@ -98,7 +112,8 @@ class _Reclaimer:
                         async with self._unit() as session:
                             await repository.delete_done(session, upload_id, now=now)
                 elif dry_run:
-                    count += 1
+                    # A `completing` upload would be made a file, not removed.
+                    count += state is not UploadState.COMPLETING
                 else:
                     try:
                         count += await self._reclaim_one(upload_id, now)
@@ -136,6 +151,18 @@ class _Reclaimer:
         try:
             if row.state is UploadState.DONE or row.expires_at > now:
                 return 0
+            if row.state is UploadState.COMPLETING:
+                if self._complete is None:
+                    return 0
+                try:
+                    await self._complete(lease, row, taken.staged)
+                    log.info("made expired upload %s, every byte recorded, a file", upload_id)
+                    return 0
+                except (UploadLocked, TypeNotAllowed):
+                    # Taken by a request meanwhile; or an empty one of a refused type, deleted.
+                    return 0
+                except UploadDataLost:
+                    log.warning("expired upload %s lost its bytes", upload_id, exc_info=True)
             await remove_data(
                 staging=self._staging,
                 store=self._store,

@@ -200,7 +200,7 @@ class UploadService:
         if row is None:
             raise UploadNotFound()
         _check_not_expired(row, utcnow())
-        if row.state is UploadState.COMPLETING:
+        if _has_every_byte(row):
             # The request that recorded the last byte died before the file
             # existed; finish its work rather than report a file that is not there.
             # While a lease holds the upload (that request's, if its process was
@@ -212,7 +212,7 @@ class UploadService:
                 row,
                 staged,
             ):
-                if row.state is UploadState.COMPLETING:
+                if _has_every_byte(row):
                     row = await self._complete(lease, row, staged)
         return UploadStatus.of(row)
 
@@ -246,7 +246,7 @@ class UploadService:
                 )
             elif declared:
                 raise UploadTooLarge("the upload has all its bytes already")
-            if row.state is UploadState.COMPLETING:
+            if _has_every_byte(row):
                 row = await self._complete(lease, row, staged)
             return UploadStatus.of(row)
 
@@ -269,8 +269,9 @@ class UploadService:
             lease.released()
 
     async def reclaim(self, *, older_than: datetime, dry_run: bool = False) -> int:
-        """For `seau gc`: remove expired uploads, and staging data older than
-        ``older_than`` that no upload records. Returns how many were (or would be)."""
+        """For `seau gc`: remove expired uploads (one with every byte recorded is
+        made a file instead), and staging data older than ``older_than`` that no
+        upload records. Returns how many were (or would be) removed."""
         return await reclaim_expired(
             sessions=self._sessions,
             db_timeout=self._db_timeout,
@@ -279,6 +280,7 @@ class UploadService:
             older_than=older_than,
             dry_run=dry_run,
             on_event=self._on_event,
+            complete=self._complete,
         )
 
     # -- the steps -------------------------------------------------------------
@@ -374,15 +376,14 @@ class UploadService:
             # Released in the same commit: one transaction (and fsync) less per request.
             values |= {"lease_token": None, "lease_until": None}
         added = new.parts[len(old.parts) :]
-        try:
-            async with self._unit() as session:
-                recorded = await repository.record(
-                    session, row.id, token=lease.token, values=values, parts=added
-                )
-        except BaseException:
-            with contextlib.suppress(StorageUnavailable):
-                await asyncio.shield(self._drop(old=old, new=new, fresh=fresh))
-            raise
+        # What was staged is not dropped when this unit fails: a commit cut by the
+        # database timeout or a lost connection may have happened all the same
+        # (docs/decisions.md, "A completion cut short"). Unrecorded, it is overwritten
+        # by the next append or left for `seau gc`, which removes what nothing records.
+        async with self._unit() as session:
+            recorded = await repository.record(
+                session, row.id, token=lease.token, values=values, parts=added
+            )
         if not recorded:
             with contextlib.suppress(StorageUnavailable):
                 await self._drop(old=old, new=new, fresh=fresh)
@@ -517,7 +518,19 @@ def _parse_id(upload_id: str) -> uuid.UUID:
         raise UploadNotFound() from None
 
 
+def _has_every_byte(row: Upload) -> bool:
+    """Whether the upload is to be made a file: `completing`, or an empty upload
+    whose creation was cut before its file was made (still `active`, at 0 of 0)."""
+    if row.state is UploadState.COMPLETING:
+        return True
+    return row.state is UploadState.ACTIVE and row.length == 0
+
+
 def _check_not_expired(row: Upload, now: datetime) -> None:
+    if row.state is UploadState.COMPLETING:
+        # Every byte is recorded: the upload is made a file whenever asked (by
+        # `seau gc` too), never expired with bytes that were acknowledged.
+        return
     if row.expires_at <= now:
         if row.state is UploadState.DONE:
             raise UploadNotFound()
