@@ -462,6 +462,10 @@ class S3UploadStaging:
                     read_timeout=options.timeout_seconds,
                     retries={"max_attempts": 3, "mode": "standard"},
                     s3={"addressing_style": "path" if options.path_style else "virtual"},
+                    # botocore presigns S3 URLs (direct uploads' parts and POST forms)
+                    # with Signature Version 2 unless told: AWS regions opened since
+                    # 2014 refuse it, and it signs the Content-Type a browser sends.
+                    signature_version="s3v4",
                     # Checksums only where S3 requires them: several S3-compatible
                     # servers reject the CRC headers newer botocore sends by default.
                     request_checksum_calculation="when_required",
