@@ -16,11 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-import boto3
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, Request, Route, expect
 
+from tests.faults.harness import s3_client
 from tests.support.moto import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, MotoServer, make_bucket
 from tests.support.server import Server, seau_server
 from tests.web.test_page import (
@@ -38,16 +38,6 @@ MiB = 1024 * 1024
 THRESHOLD = 8 * MiB
 PART = 5 * MiB  # seau's part size below 50 GB: S3's smallest
 SIZE = 3 * PART + 2 * MiB + 11  # four parts: 5, 5, 5 and 2 MiB
-
-
-def s3_client(endpoint: str):  # type: ignore[no-untyped-def]
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id=ACCESS_KEY_ID,
-        aws_secret_access_key=SECRET_ACCESS_KEY,
-        region_name=REGION,
-    )
 
 
 def allow_browser_uploads(endpoint: str, bucket: str, origin: str) -> None:

@@ -33,7 +33,7 @@ from tests.support.databases import unavailable
 from tests.support.moto import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, MotoServer, make_bucket
 from tests.support.server import Server, free_port, seau_server
 from tests.web.test_page import PASSWORD, browser_page, new_email, server_env
-from tests.web.test_page_direct import received_bytes, s3_client
+from tests.web.test_page_direct import allow_browser_uploads, received_bytes
 
 MiB = 1024 * 1024
 ROOT = Path(__file__).parents[2]
@@ -135,22 +135,7 @@ def seau_with_bucket(
 ) -> contextlib.AbstractContextManager[Server]:
     """seau on a bucket of its own at ``endpoint``, whose CORS lets the application in."""
     bucket = make_bucket(endpoint)
-    # What docs/direct-uploads.md tells a deployer: the application's origin may PUT
-    # parts (and POST forms), and read every part's ETag.
-    s3_client(endpoint).put_bucket_cors(
-        Bucket=bucket,
-        CORSConfiguration={
-            "CORSRules": [
-                {
-                    "AllowedOrigins": [app_url],
-                    "AllowedMethods": ["PUT", "POST"],
-                    "AllowedHeaders": ["*"],
-                    "ExposeHeaders": ["ETag"],
-                    "MaxAgeSeconds": 3000,
-                }
-            ]
-        },
-    )
+    allow_browser_uploads(endpoint, bucket, app_url)
     env = server_env(
         tmp / "data",
         SEAU_STORAGE_URL=f"s3://{bucket}",
