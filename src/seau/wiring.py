@@ -32,7 +32,7 @@ from seau.direct.service import DirectLimits, DirectUploads
 from seau.direct.signing import UrlSigner
 from seau.events.dispatcher import Dispatcher, Receiver
 from seau.events.hook import PreUploadHook
-from seau.events.outbox import Wakeup
+from seau.events.outbox import KEEP_EVERY_EVENT, Wakeup
 from seau.events.service import WebhookService
 from seau.events.types import parse_event_types
 from seau.files.links import DownloadLinks
@@ -177,7 +177,10 @@ async def open_parts(settings: Settings, *, migrate: bool = False) -> AsyncItera
             from seau.db.migrate import upgrade
 
             await upgrade(engine)
-        sessions = create_sessionmaker(engine)
+        default_receiver = _default_receiver(settings)
+        sessions = create_sessionmaker(
+            engine, info={KEEP_EVERY_EVENT: default_receiver is not None}
+        )
         staging = open_staging(store)
         if staging is not None:
             stack.push_async_callback(staging.close)
@@ -195,7 +198,7 @@ async def open_parts(settings: Settings, *, migrate: bool = False) -> AsyncItera
         dispatcher = Dispatcher(
             sessions=sessions,
             db_timeout=settings.database_timeout_seconds,
-            default=_default_receiver(settings),
+            default=default_receiver,
             wakeup=wakeup,
         )
         stack.push_async_callback(dispatcher.aclose)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
@@ -27,15 +28,28 @@ KINDS: list[Kind] = ["sqlite", "mysql", "postgresql"]
 FAST = RetryPolicy(first_delay=0.05, max_delay=0.3, give_up_after=timedelta(minutes=5))
 
 
+RECEIVER_SECRET = "whsec_" + base64.b64encode(b"events tests' receiver secret,32").decode()
+
+
 @pytest.fixture(params=KINDS)
 async def parts(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Parts]:
-    with scratch_database(request.param, tmp_path) as url:
+    """Parts of a server with SEAU_WEBHOOK_URL set (to a receiver that never runs):
+    every event is kept in the outbox, for the tests to read."""
+    async with open_test_parts(request.param, tmp_path, receiver=True) as built:
+        yield built
+
+
+@contextlib.asynccontextmanager
+async def open_test_parts(kind: Kind, tmp_path: Path, *, receiver: bool) -> AsyncIterator[Parts]:
+    with scratch_database(kind, tmp_path) as url:
         settings = Settings(
             data_dir=tmp_path,
             database_url=url,
             storage_url=(tmp_path / "objects").as_uri(),
             secret_key=TEST_SECRET,
             upload_expiry_seconds=3600,
+            webhook_url="http://127.0.0.1:9/hook" if receiver else None,
+            webhook_secret=RECEIVER_SECRET if receiver else None,
         )
         async with open_parts(settings, migrate=True) as built:
             yield built

@@ -7,6 +7,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import update
@@ -17,9 +18,10 @@ from seau.errors import PayloadTooLarge
 from seau.events import outbox
 from seau.events.types import EventType
 from seau.files.schemas import FileRead
-from seau.files.service import NewFile
+from seau.files.service import FileService, NewFile
 from seau.wiring import Parts
-from tests.events.conftest import make_owner, outbox_rows
+from tests.events.conftest import KINDS, make_owner, open_test_parts, outbox_rows
+from tests.support.databases import Kind
 
 
 async def _chunks(*chunks: bytes) -> AsyncIterator[bytes]:
@@ -164,3 +166,40 @@ async def test_events_keep_the_subject_of_an_owner_deleted_since(parts: Parts) -
         await session.delete(await session.get_one(User, owner))
         await session.commit()
     assert [r.subject for r in await outbox_rows(parts)] == ["auth0|Gone"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_without_a_receiver_no_event_is_written_until_an_endpoint_is_registered(
+    kind: Kind, tmp_path: Path
+) -> None:
+    """No SEAU_WEBHOOK_URL: an event is kept only while an endpoint exists, decided
+    in the statement that writes it, and the dispatcher is woken only for one kept."""
+    async with open_test_parts(kind, tmp_path, receiver=False) as parts:
+        woken: list[None] = []
+        files = FileService(
+            sessions=parts.sessions, store=parts.store, on_event=lambda: woken.append(None)
+        )
+        owner = await make_owner(parts)
+        first = await files.upload(
+            owner_id=owner, name="a", content_type=None, data=_chunks(b"a"), max_bytes=10
+        )
+        await files.rename(owner_id=owner, file_id=str(first.id), name="b")
+        assert await outbox_rows(parts) == []
+        assert woken == []
+
+        added = await parts.webhooks.add(url="http://127.0.0.1:9/hook", types=frozenset(EventType))
+        second = await files.upload(
+            owner_id=owner, name="c", content_type=None, data=_chunks(b"c"), max_bytes=10
+        )
+        await files.delete(owner_id=owner, file_id=str(first.id))
+        rows = await outbox_rows(parts)
+        assert [(r.type, r.resource_id) for r in rows] == [
+            ("file.ready", second.id),
+            ("file.deleted", first.id),
+        ]
+        assert len(woken) == 2
+
+        await parts.webhooks.remove(added.id)
+        await files.delete(owner_id=owner, file_id=str(second.id))
+        assert len(await outbox_rows(parts)) == 2
+        assert len(woken) == 2

@@ -189,5 +189,10 @@ def disarm(session: AsyncSession) -> None:
         handle.cancel()
 
 
-def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False, sync_session_class=_SeauSession)
+def create_sessionmaker(
+    engine: AsyncEngine, *, info: dict[str, object] | None = None
+) -> async_sessionmaker[AsyncSession]:
+    """``info``: each session's `Session.info` (`seau.events.outbox.KEEP_EVERY_EVENT`)."""
+    return async_sessionmaker(
+        engine, expire_on_commit=False, sync_session_class=_SeauSession, info=info
+    )

@@ -16,22 +16,44 @@ from sqlalchemy import bindparam, delete, false, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from seau.db.base import utcnow
-from seau.db.models import User, WebhookEvent
+from seau.db.models import User, WebhookEndpoint, WebhookEvent
 from seau.events.types import EventType
 
 _EVENTS = WebhookEvent.metadata.tables[WebhookEvent.__tablename__]
-# Built once (the owner's subject read in the same statement): assembling it per
+_ENDPOINTS = WebhookEndpoint.metadata.tables[WebhookEndpoint.__tablename__]
+
+KEEP_EVERY_EVENT = "seau.events.keep_every_event"
+"""The `Session.info` key that says a receiver is configured outside the database
+(``SEAU_WEBHOOK_URL``): every event is then kept. Without it, an event is kept only
+while some endpoint is registered (`seau webhook add`), in the statement that writes
+it: the dispatcher would drop an event nobody wants at once anyway, and a server
+without receivers then writes no event row, fans nothing out and wakes nothing."""
+
+# Built once, with the owner's subject read in the same statement: assembling it per
 # event cost about 3 % of a small upload's event-loop time in a profile.
-_RECORD = insert(_EVENTS).values(
-    id=bindparam("p_id", type_=_EVENTS.c.id.type),
-    type=bindparam("p_type", type_=_EVENTS.c.type.type),
-    resource_id=bindparam("p_resource_id", type_=_EVENTS.c.resource_id.type),
-    subject=select(User.subject)
+_SUBJECT = (
+    select(User.subject)
     .where(User.id == bindparam("p_owner_id", type_=User.id.type))
-    .scalar_subquery(),
-    data=bindparam("p_data", type_=_EVENTS.c.data.type),
-    created_at=bindparam("p_created_at", type_=_EVENTS.c.created_at.type),
-    fanned_out=false(),
+    .scalar_subquery()
+)
+_VALUES = {
+    "id": bindparam("p_id", type_=_EVENTS.c.id.type),
+    "type": bindparam("p_type", type_=_EVENTS.c.type.type),
+    "resource_id": bindparam("p_resource_id", type_=_EVENTS.c.resource_id.type),
+    "subject": _SUBJECT,
+    "data": bindparam("p_data", type_=_EVENTS.c.data.type),
+    "created_at": bindparam("p_created_at", type_=_EVENTS.c.created_at.type),
+    "fanned_out": false(),
+}
+_RECORD = insert(_EVENTS).values(**_VALUES)
+# One row when at least one endpoint is registered, none otherwise: a SELECT with a
+# FROM (and LIMIT 1) is valid on the three databases, where one with a WHERE but no
+# FROM is not.
+_RECORD_IF_WANTED = insert(_EVENTS).from_select(
+    list(_VALUES),
+    select(*(value.label(name) for name, value in _VALUES.items()))
+    .select_from(_ENDPOINTS)
+    .limit(1),
 )
 
 
@@ -42,11 +64,12 @@ async def record(
     resource_id: uuid.UUID,
     owner_id: uuid.UUID,
     data: Mapping[str, object],
-) -> None:
-    """Add an event to the session's transaction. ``data`` is what the receiver
+) -> bool:
+    """Add an event to the session's transaction, if a receiver may want it
+    (`KEEP_EVERY_EVENT`); returns whether it did. ``data`` is what the receiver
     gets but the owner's subject, which is read in the same statement."""
-    await session.execute(
-        _RECORD,
+    result = await session.execute(
+        _RECORD if session.info.get(KEEP_EVERY_EVENT, False) else _RECORD_IF_WANTED,
         {
             "p_id": uuid.uuid4(),
             "p_type": type.value,
@@ -56,6 +79,7 @@ async def record(
             "p_created_at": utcnow(),
         },
     )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def withdraw(session: AsyncSession, *, resource_id: uuid.UUID) -> bool:

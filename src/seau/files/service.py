@@ -254,8 +254,9 @@ class FileService:
         rows = [one.row for one in stored]
         try:
             async with self._unit() as session:
-                await _insert_rows(session, stored, in_commit=in_commit)
-            self._on_event()
+                told = await _insert_rows(session, stored, in_commit=in_commit)
+            if told:
+                self._on_event()
         except BaseException:
             await self.discard(rows)
             for one in stored:
@@ -360,12 +361,12 @@ class FileService:
                     UserFile.owner_id == owner_id, UserFile.state == FileState.READY
                 )
             )
-            for row in gone:
-                await _record(session, EventType.FILE_DELETED, row)
+            told = [await _record(session, EventType.FILE_DELETED, row) for row in gone]
             await session.execute(delete(UserFile).where(UserFile.owner_id == owner_id))
             await ledger.recount(session, owner_id)
             await session.commit()
-        self._on_event()
+        if any(told):
+            self._on_event()
         await self._delete_objects(late)
         return Purged(files=len(keys | late), bytes=int(size or 0))
 
@@ -397,8 +398,9 @@ class FileService:
         for row in rows:
             try:
                 async with self._unit() as session:
-                    await _undo_row(session, row=row)
-                self._on_event()
+                    told = await _undo_row(session, row=row)
+                if told:
+                    self._on_event()
             except Exception:
                 log.warning("could not delete row of failed upload %s", row.id, exc_info=True)
                 continue
@@ -413,9 +415,10 @@ class FileService:
             row = await self._owned(session, owner_id=owner_id, file_id=file_id)
             row.name = name
             row.updated_at = utcnow()
-            await _record(session, EventType.FILE_RENAMED, row)
+            told = await _record(session, EventType.FILE_RENAMED, row)
             await session.commit()
-        self._on_event()
+        if told:
+            self._on_event()
         return row
 
     async def delete(self, *, owner_id: uuid.UUID, file_id: str) -> None:
@@ -426,9 +429,10 @@ class FileService:
             result = await session.execute(delete(UserFile).where(UserFile.id == row.id))
             if result.rowcount:  # type: ignore[attr-defined]
                 await ledger.forget_file(session, owner_id=row.owner_id, size=row.size)
-            await _record(session, EventType.FILE_DELETED, row)
+            told = await _record(session, EventType.FILE_DELETED, row)
             await session.commit()
-        self._on_event()
+        if told:
+            self._on_event()
         try:
             await self._store.delete(row.object_key)
         except StorageUnavailable:
@@ -608,7 +612,8 @@ async def _insert_rows(
     stored: Sequence[_Stored],
     *,
     in_commit: InCommit[list[UserFile]] | None,
-) -> None:
+) -> bool:
+    """Returns whether an event was written (`seau.events.outbox.record`)."""
     rows = [one.row for one in stored]
     # One prepared Core insert of the table rather than `session.add` or an ORM
     # insert: the rows are complete, and the ORM's bookkeeping was about 8 % of a
@@ -617,8 +622,7 @@ async def _insert_rows(
         _INSERT_FILE,
         [{column.key: getattr(row, column.key) for column in _FILE_TABLE.columns} for row in rows],
     )
-    for row in rows:
-        await _record(session, EventType.FILE_READY, row)
+    told = [await _record(session, EventType.FILE_READY, row) for row in rows]
     if in_commit is not None:
         await in_commit(session, rows)
     # Last: the owner's usage row stays locked only until the commit.
@@ -627,21 +631,25 @@ async def _insert_rows(
             session, reservation_id=one.held.id, owner_id=one.row.owner_id, size=one.row.size
         )
     await session.commit()
+    return any(told)
 
 
-async def _undo_row(session: AsyncSession, *, row: UserFile) -> None:
+async def _undo_row(session: AsyncSession, *, row: UserFile) -> bool:
     """Delete the row of a file being undone, and its `file.ready` with it while no
-    receiver has it; once one has, the undo is told as a `file.deleted`."""
+    receiver has it; once one has, the undo is told as a `file.deleted`. Returns
+    whether an event was written."""
+    told = False
     result = await session.execute(delete(UserFile).where(UserFile.id == row.id))
     if result.rowcount:  # type: ignore[attr-defined]
         await ledger.forget_file(session, owner_id=row.owner_id, size=row.size)
     if result.rowcount and not await outbox.withdraw(session, resource_id=row.id):  # type: ignore[attr-defined]
-        await _record(session, EventType.FILE_DELETED, row)
+        told = await _record(session, EventType.FILE_DELETED, row)
     await session.commit()
+    return told
 
 
-async def _record(session: AsyncSession, type: EventType, row: UserFile) -> None:
-    await outbox.record(
+async def _record(session: AsyncSession, type: EventType, row: UserFile) -> bool:
+    return await outbox.record(
         session, type=type, resource_id=row.id, owner_id=row.owner_id, data=file_event_data(row)
     )
 
