@@ -124,6 +124,9 @@ FilesReader = Annotated[Principal, Security(current_principal, scopes=[Scope.FIL
 FilesWriter = Annotated[Principal, Security(current_principal, scopes=[Scope.FILES_WRITE])]
 FilesReaderFolded = Annotated[Principal, Security(folding_principal, scopes=[Scope.FILES_READ])]
 """A `FilesReader` whose sign-in owner check the route's service folds in (downloads)."""
+FilesWriterFolded = Annotated[Principal, Security(folding_principal, scopes=[Scope.FILES_WRITE])]
+"""A `FilesWriter` whose sign-in owner check the route's service folds in (uploads: into
+the quota's read before the first byte)."""
 TokensManager = Annotated[Principal, Security(current_principal, scopes=[Scope.TOKENS])]
 
 

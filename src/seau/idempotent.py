@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
 
+from seau.auth.owner_check import OwnerCheck
 from seau.db.unit import InCommit
 from seau.errors import IdempotencyKeyInUse, IdempotencyKeyReused, InvalidIdempotencyKey
 from seau.idempotency.service import RENEW_EVERY, Answer, Claim, Idempotency
@@ -163,17 +164,24 @@ def _answer_of(response: Response) -> Answer:
 
 @contextlib.asynccontextmanager
 async def once(
-    request: Request, idempotency: Idempotency, owner_id: uuid.UUID, *, body: bytes = b""
+    request: Request,
+    idempotency: Idempotency,
+    owner_id: uuid.UUID,
+    *,
+    body: bytes = b"",
+    check: OwnerCheck | None = None,
 ) -> AsyncIterator[Once]:
     """Claim the request's `Idempotency-Key` (if it has one) for its run, or give
     the stored answer to replay. A run that raises, or ends without an answer
-    stored by `Once.in_commit`, releases the key."""
+    stored by `Once.in_commit`, releases the key. ``check``: the caller's owner check
+    still to make (`seau.deps.FilesWriterFolded`), made before the key is claimed or
+    an answer replayed."""
     key = request.headers.get(HEADER)
     if key is None:
         yield Once()
         return
     outcome = await idempotency.begin(
-        owner_id=owner_id, key=key, fingerprint=fingerprint(request, body=body)
+        owner_id=owner_id, key=key, fingerprint=fingerprint(request, body=body), check=check
     )
     if isinstance(outcome, Answer):
         yield Once(replay=_replayed(outcome))

@@ -153,13 +153,14 @@ class Authenticator:
         claims = self._signer.verify(token)
         check = OwnerCheck(user_id=claims.user_id, version=claims.version)
         if fold:
-            # Who the owner is (subject, admin) is not known without the row: a
-            # folding route reaches the owner's files and nothing else.
+            # Whether the owner is an admin is not known without the row: a folding
+            # route reaches the owner's files and nothing else. The subject of a
+            # seau account is its id (`AuthService._insert`, migration 0005).
             return Principal(
                 via=Via.SESSION,
                 scopes=SIGN_IN_SCOPES,
                 owner_id=claims.user_id,
-                subject=None,
+                subject=str(claims.user_id),
                 pending=check,
             )
         async with self._unit() as session:

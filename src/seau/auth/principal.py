@@ -70,7 +70,7 @@ class Principal:
     """A service key acting for ``subject`` (`Seau-Subject`)."""
     pending: OwnerCheck | None = None
     """A seau sign-in whose owner check is left to the route's first statement
-    (`seau.deps.FilesReaderFolded`); ``subject`` is then unknown (None)."""
+    (`seau.deps.FilesReaderFolded`, `seau.deps.FilesWriterFolded`)."""
 
     @property
     def owner(self) -> uuid.UUID:

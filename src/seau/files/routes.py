@@ -17,6 +17,7 @@ from seau.deps import (
     FilesReader,
     FilesReaderFolded,
     FilesWriter,
+    FilesWriterFolded,
     IdempotencyDep,
     LinksDep,
     SettingsDep,
@@ -152,7 +153,7 @@ def _declared_length(request: Request) -> int | None:
 @streams_body
 async def upload(
     request: Request,
-    caller: FilesWriter,
+    caller: FilesWriterFolded,
     files: FilesDep,
     settings: SettingsDep,
     idempotency: IdempotencyDep,
@@ -161,7 +162,8 @@ async def upload(
         Query(max_length=1024, description="File name, for a raw (non-multipart) body."),
     ] = None,
 ) -> UploadResult | FileRead | Response:
-    async with once(request, idempotency, caller.owner) as run:
+    owner_id, check = caller.owner_to_check()
+    async with once(request, idempotency, owner_id, check=check) as run:
         if run.replay is not None:
             return run.replay
         made = await _upload(request, caller, files, settings, name, run)
@@ -182,6 +184,7 @@ async def _upload(
     name: str | None,
     run: Once,
 ) -> UploadResult | FileRead:
+    owner_id, check = caller.owner_to_check()
     content_type = request.headers.get("content-type", "")
     declared = _declared_length(request)
     try:
@@ -190,10 +193,11 @@ async def _upload(
             if declared is not None and declared > limit + _MULTIPART_OVERHEAD:
                 raise PayloadTooLarge("the request is larger than the upload limit")
             rows = await files.upload_many(
-                owner_id=caller.owner,
+                owner_id=owner_id,
                 files=_multipart_files(request, settings),
                 max_bytes=settings.max_upload_bytes,
                 subject=caller.subject,
+                check=check,
                 # Every file of the request, and its answer, in one transaction.
                 in_commit=run.in_commit(lambda made: _created(_upload_result(made))),
             )
@@ -205,12 +209,13 @@ async def _upload(
                 f"the file exceeds the limit of {settings.max_upload_bytes} bytes"
             )
         row = await files.upload(
-            owner_id=caller.owner,
+            owner_id=owner_id,
             name=name,
             content_type=content_type or None,
             data=request.stream(),
             max_bytes=settings.max_upload_bytes,
             subject=caller.subject,
+            check=check,
             size=declared,
             # One file, one transaction: a retry's answer commits with the file.
             in_commit=run.in_commit(lambda made: _created(_file_read(made))),

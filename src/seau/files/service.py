@@ -164,6 +164,7 @@ class FileService:
         size: int | None = None,
         via: str = "raw",
         in_commit: InCommit[UserFile] | None = None,
+        check: OwnerCheck | None = None,
     ) -> UserFile:
         """Store one file, or nothing. ``content_type`` is the uploader's, if any:
         the declared type is that, when it says something, else the name's guess;
@@ -171,7 +172,9 @@ class FileService:
         ``subject``, ``size`` (as announced, if it was) and ``via`` are what the
         pre-upload hook is told. ``in_commit`` runs in the transaction that makes the
         file, before its commit (a retry's answer is stored with the file:
-        `seau.idempotent`)."""
+        `seau.idempotent`). ``check``: a seau sign-in's owner check still to make
+        (`seau.auth.owner_check`), folded into the first statement, before the
+        hook is asked or a byte stored."""
         stored = await self._store_bytes(
             owner_id=owner_id,
             name=name,
@@ -181,6 +184,7 @@ class FileService:
             subject=subject,
             size=size,
             via=via,
+            check=check,
         )
         (row,) = await self._make([stored], in_commit=_of_the_one(in_commit))
         return row
@@ -196,15 +200,12 @@ class FileService:
         subject: str | None,
         size: int | None,
         via: str,
+        check: OwnerCheck | None,
     ) -> _Stored:
         """A file's bytes stored and checked, and its room held in the quota; its
         row is not written (`_make` does). If it fails, nothing of it is left."""
         content_type = guess_content_type(name, content_type)
         name = validate_file_name(name, max_length=self._max_name_length)
-        if self._pre_upload is not None:
-            await self._pre_upload(
-                Proposed(subject=subject, name=name, size=size, content_type=content_type, via=via)
-            )
         file_id = uuid.uuid4()
         row = UserFile(
             id=file_id,
@@ -218,7 +219,21 @@ class FileService:
         )
         # Room in the owner's quota first, before a byte is stored: all of it when
         # the size is announced, else some ahead of the bytes, grown as they come.
-        held = await self._quotas.reserve(owner_id=owner_id, reservation_id=file_id, size=size)
+        # With the sign-in's owner check, if it is still to make: before the hook
+        # hears of the upload.
+        held = await self._quotas.reserve(
+            owner_id=owner_id, reservation_id=file_id, size=size, check=check
+        )
+        if self._pre_upload is not None:
+            try:
+                await self._pre_upload(
+                    Proposed(
+                        subject=subject, name=name, size=size, content_type=content_type, via=via
+                    )
+                )
+            except BaseException:
+                await self._release(held)
+                raise
         gated = self._quotas.gate(held, data)
         try:
             metered = ByteMeter(gated, limit=max_bytes, sha256=hashlib.sha256())
@@ -287,6 +302,7 @@ class FileService:
         max_bytes: int,
         subject: str | None = None,
         in_commit: InCommit[list[UserFile]] | None = None,
+        check: OwnerCheck | None = None,
     ) -> list[UserFile]:
         """Store every file ``files`` yields, one after the other, or none of them.
 
@@ -312,6 +328,7 @@ class FileService:
                         subject=subject,
                         size=None,
                         via="multipart",
+                        check=check,
                     )
                 )
         except BaseException:

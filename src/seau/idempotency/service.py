@@ -34,6 +34,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from seau.auth.owner_check import OwnerCheck
 from seau.db.base import utcnow
 from seau.db.unit import DEFAULT_TIMEOUT_SECONDS, unit_of_work
 from seau.errors import IdempotencyKeyInUse, IdempotencyKeyReused, InvalidIdempotencyKey
@@ -136,10 +137,18 @@ class Idempotency:
         self._db_timeout = db_timeout
         self._clock = clock
 
-    async def begin(self, *, owner_id: uuid.UUID, key: str, fingerprint: str) -> Claim | Answer:
+    async def begin(
+        self,
+        *,
+        owner_id: uuid.UUID,
+        key: str,
+        fingerprint: str,
+        check: OwnerCheck | None = None,
+    ) -> Claim | Answer:
         """Claim ``key`` for a request of ``fingerprint``, or the stored answer of
         the first request that had it. Raises `IdempotencyKeyReused` or
-        `IdempotencyKeyInUse`."""
+        `IdempotencyKeyInUse`. ``check``: a seau sign-in's owner check, made first,
+        in the claim's transaction (`InvalidToken` unless it holds)."""
         key_hash, secret = _derive(owner_id, parse_key(key))
         # Keyed too: a fingerprint covers a share's password, among the rest.
         fingerprint = hmac.new(secret, fingerprint.encode(), hashlib.sha256).hexdigest()
@@ -148,6 +157,8 @@ class Idempotency:
             token = secrets.token_hex(16)
             claim = Claim(owner_id=owner_id, key_hash=key_hash, token=token, secret=secret)
             async with self._unit() as session:
+                if check is not None:
+                    await check.confirm(session)
                 if await repository.claim(
                     session,
                     owner_id=owner_id,

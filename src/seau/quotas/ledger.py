@@ -43,6 +43,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from seau.auth.owner_check import HOLDS, OwnerCheck
 from seau.db.models import (
     DirectUpload,
     FileState,
@@ -51,7 +52,7 @@ from seau.db.models import (
     Upload,
     UserFile,
 )
-from seau.errors import QuotaExceeded
+from seau.errors import InvalidToken, QuotaExceeded
 
 _USAGE = OwnerUsage.metadata.tables[OwnerUsage.__tablename__]
 _HELD = QuotaReservation.metadata.tables[QuotaReservation.__tablename__]
@@ -387,11 +388,37 @@ _OWN_QUOTAS = select(_USAGE.c.quota_bytes, _USAGE.c.quota_files).where(
 )
 
 
-async def own_quotas(session: AsyncSession, owner_id: uuid.UUID) -> tuple[int, int] | None:
+def _of_usage(column: ColumnElement[int | None]) -> ColumnElement[int | None]:
+    return select(column).where(_USAGE.c.owner_id == _P_OWNER).scalar_subquery()
+
+
+# The same read with a seau sign-in's owner check folded in: one row whatever is
+# found (no FROM, no WHERE: valid on the three databases).
+_OWN_QUOTAS_CHECKED = select(
+    HOLDS.label("holds"),
+    exists().where(_USAGE.c.owner_id == _P_OWNER).label("has_row"),
+    _of_usage(_USAGE.c.quota_bytes).label("quota_bytes"),
+    _of_usage(_USAGE.c.quota_files).label("quota_files"),
+)
+
+
+async def own_quotas(
+    session: AsyncSession, owner_id: uuid.UUID, *, check: OwnerCheck | None = None
+) -> tuple[int, int] | None:
     """The owner's own byte and file quotas (0 where none is set, or unlimited), or
-    None when the owner has no usage row yet."""
-    row = (await session.execute(_OWN_QUOTAS, {"p_owner": owner_id})).first()
-    if row is None:
+    None when the owner has no usage row yet. With ``check`` (a seau sign-in's owner
+    check, `seau.auth.owner_check`), in the same statement: `InvalidToken` unless it
+    holds."""
+    if check is None:
+        found = (await session.execute(_OWN_QUOTAS, {"p_owner": owner_id})).first()
+        if found is None:
+            return None
+        return (int(found.quota_bytes or 0), int(found.quota_files or 0))
+    params = {"p_owner": owner_id, **check.params()}
+    row = (await session.execute(_OWN_QUOTAS_CHECKED, params)).one()
+    if not row.holds:
+        raise InvalidToken("the token is not valid")
+    if not row.has_row:
         return None
     return (int(row.quota_bytes or 0), int(row.quota_files or 0))
 

@@ -19,6 +19,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from seau.auth.owner_check import OwnerCheck
 from seau.auth.owners import check_subject, owner_for
 from seau.db.base import utcnow
 from seau.db.unit import DEFAULT_TIMEOUT_SECONDS, unit_of_work
@@ -66,11 +67,17 @@ class Quotas:
     # -- uploads -------------------------------------------------------------
 
     async def reserve(
-        self, *, owner_id: uuid.UUID, reservation_id: uuid.UUID, size: int | None
+        self,
+        *,
+        owner_id: uuid.UUID,
+        reservation_id: uuid.UUID,
+        size: int | None,
+        check: OwnerCheck | None = None,
     ) -> Held:
         """Room for one file of ``size`` bytes (None: unknown, some room ahead),
         or `QuotaExceeded`. One transaction; a second makes the owner's row first
-        when it has none.
+        when it has none. ``check``: a seau sign-in's owner check, made in that
+        transaction (`InvalidToken` unless it holds; `seau.auth.owner_check`).
 
         When no quota applies to the owner (none by default, none of their own),
         nothing is held: a read, where a reservation is a write and, on SQLite, an
@@ -79,7 +86,8 @@ class Quotas:
         (docs/decisions.md, "Quotas")."""
         if not self.defaults.bytes and not self.defaults.files:
             async with self._unit() as session:
-                own = await ledger.own_quotas(session, owner_id)
+                own = await ledger.own_quotas(session, owner_id, check=check)
+            check = None  # made
             if own is not None and not any(own):
                 return Held(
                     id=reservation_id, owner_id=owner_id, bytes=ledger.UNBOUNDED, reserved=False
@@ -87,12 +95,14 @@ class Quotas:
         for _ in range(2):
             if size is None:
                 got = await self._extend(
-                    owner_id, reservation_id, at_least=0, wanted=MIN_STEP, exact=False
+                    owner_id, reservation_id, at_least=0, wanted=MIN_STEP, check=check
                 )
                 if got is not None:
                     return Held(id=reservation_id, owner_id=owner_id, bytes=got)
             else:
                 async with self._unit() as session:
+                    if check is not None:
+                        await check.confirm(session)
                     outcome = await ledger.reserve(
                         session,
                         owner_id=owner_id,
@@ -149,8 +159,11 @@ class Quotas:
         at_least: int,
         wanted: int,
         exact: bool = False,
+        check: OwnerCheck | None = None,
     ) -> int | None:
         async with self._unit() as session:
+            if check is not None:
+                await check.confirm(session)
             got = await ledger.extend(
                 session,
                 owner_id=owner_id,

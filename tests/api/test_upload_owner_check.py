@@ -1,0 +1,92 @@
+"""Uploads fold a sign-in's owner check into the quota's read, before the first byte
+(`seau.auth.owner_check`): the token of an account signed out or disabled stores
+nothing and claims no `Idempotency-Key`, on every database and store, whether or not
+a quota applies."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+
+import httpx
+import pytest
+
+from tests.api.helpers import assert_problem
+from tests.conftest import Running
+
+PASSWORD = "correct horse battery"  # noqa: S105  (a test account)
+HOW = ("multipart", "raw", "multipart+key", "raw+key")
+
+
+async def _account(client: httpx.AsyncClient) -> tuple[str, uuid.UUID]:
+    email = f"user-{secrets.token_hex(6)}@example.com"
+    made = await client.post("/api/v1/users", json={"email": email, "password": PASSWORD})
+    assert made.status_code == 201, made.text
+    return email, uuid.UUID(made.json()["id"])
+
+
+async def _sign_in(client: httpx.AsyncClient, email: str) -> dict[str, str]:
+    token = await client.post("/api/v1/auth/token", data={"username": email, "password": PASSWORD})
+    assert token.status_code == 200, token.text
+    return {"Authorization": f"Bearer {token.json()['access_token']}"}
+
+
+async def _upload(
+    client: httpx.AsyncClient, auth: dict[str, str], how: str, key: str
+) -> httpx.Response:
+    headers = dict(auth)
+    if how.endswith("+key"):
+        headers["Idempotency-Key"] = key
+    if how.startswith("multipart"):
+        return await client.post(
+            "/api/v1/files", headers=headers, files={"file": ("a.txt", b"hello", "text/plain")}
+        )
+    return await client.post(
+        "/api/v1/files", params={"name": "a.txt"}, headers=headers, content=b"hello"
+    )
+
+
+async def _names(client: httpx.AsyncClient, auth: dict[str, str]) -> list[str]:
+    listed = await client.get("/api/v1/files", headers=auth)
+    assert listed.status_code == 200, listed.text
+    return [item["name"] for item in listed.json()["items"]]
+
+
+@pytest.mark.parametrize("quota", ["none", "own quota"])
+@pytest.mark.parametrize("how", HOW)
+async def test_a_signed_out_token_uploads_nothing_and_claims_no_key(
+    client: httpx.AsyncClient, running: Running, how: str, quota: str
+) -> None:
+    email, user_id = await _account(client)
+    if quota == "own quota":
+        # An owner with a quota of their own takes the reservation's other path.
+        await running.app.state.seau.quotas.set_quota(
+            str(user_id), values={"quota_bytes": 1 << 30}
+        )
+    auth = await _sign_in(client, email)
+    key = f"k-{secrets.token_hex(8)}"
+    assert (await client.post("/api/v1/auth/logout", headers=auth)).status_code == 204
+
+    refused = await _upload(client, auth, how, key)
+    assert_problem(refused, 401, "token_invalid")
+
+    again = await _sign_in(client, email)
+    assert await _names(client, again) == []
+    # The key was not claimed by the refused request: the same request now runs.
+    made = await _upload(client, again, how, key)
+    assert made.status_code == 201, made.text
+    assert "idempotent-replayed" not in made.headers
+    assert await _names(client, again) == ["a.txt"]
+
+
+@pytest.mark.parametrize("how", HOW)
+async def test_a_disabled_owner_uploads_nothing(
+    client: httpx.AsyncClient, running: Running, how: str
+) -> None:
+    email, user_id = await _account(client)
+    auth = await _sign_in(client, email)
+    await running.app.state.seau.auth.set_active(user_id, active=False)
+    refused = await _upload(client, auth, how, f"k-{secrets.token_hex(8)}")
+    assert_problem(refused, 401, "token_invalid")
+    await running.app.state.seau.auth.set_active(user_id, active=True)
+    assert await _names(client, auth) == []
