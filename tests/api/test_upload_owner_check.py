@@ -14,7 +14,7 @@ import pytest
 from tests.api.helpers import assert_problem
 from tests.conftest import Running
 
-PASSWORD = "correct horse battery"  # noqa: S105  (a test account)
+PASSWORD = "correct horse battery"
 HOW = ("multipart", "raw", "multipart+key", "raw+key")
 
 
@@ -60,9 +60,7 @@ async def test_a_signed_out_token_uploads_nothing_and_claims_no_key(
     email, user_id = await _account(client)
     if quota == "own quota":
         # An owner with a quota of their own takes the reservation's other path.
-        await running.app.state.seau.quotas.set_quota(
-            str(user_id), values={"quota_bytes": 1 << 30}
-        )
+        await running.app.state.seau.quotas.set_quota(str(user_id), values={"quota_bytes": 1 << 30})
     auth = await _sign_in(client, email)
     key = f"k-{secrets.token_hex(8)}"
     assert (await client.post("/api/v1/auth/logout", headers=auth)).status_code == 204
