@@ -645,7 +645,11 @@ async def _insert_rows(
     # Last: the owner's usage row stays locked only until the commit.
     for one in stored:
         await ledger.settle(
-            session, reservation_id=one.held.id, owner_id=one.row.owner_id, size=one.row.size
+            session,
+            reservation_id=one.held.id,
+            owner_id=one.row.owner_id,
+            size=one.row.size,
+            reserved=one.held.reserved,
         )
     await session.commit()
     return any(told)

@@ -298,17 +298,25 @@ _SETTLE_PG = _settle_update(
 
 
 async def settle(
-    session: AsyncSession, *, reservation_id: uuid.UUID, owner_id: uuid.UUID, size: int
+    session: AsyncSession,
+    *,
+    reservation_id: uuid.UUID,
+    owner_id: uuid.UUID,
+    size: int,
+    reserved: bool = True,
 ) -> None:
     """The upload's file is ready (its row written in this transaction): its
     reservation becomes usage. Without a reservation (an upload begun before
-    migration 0008), the file is counted all the same."""
+    migration 0008, or one that ``reserved`` nothing because no quota applied), the
+    file is counted all the same."""
     params: dict[str, object] = {
         "p_reservation": reservation_id,
         "p_owner": owner_id,
         "p_size": size,
     }
-    if session.get_bind().dialect.name == "postgresql":
+    if not reserved:
+        result = await session.execute(_SETTLE, {**params, "p_held_bytes": 0, "p_held_files": 0})
+    elif session.get_bind().dialect.name == "postgresql":
         result = await session.execute(_SETTLE_PG, params)
     else:
         gone = (await session.execute(_TAKE_HELD, params)).first()
