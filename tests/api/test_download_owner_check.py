@@ -1,4 +1,4 @@
-"""Downloads fold a sign-in's owner check into the file's statement
+"""Downloads and listings fold a sign-in's owner check into the file's statement
 (`seau.auth.owner_check`): revocation stays instant, and the errors keep their order
 (a bad token is 401 whatever the file; a good one for a missing file is 404)."""
 
@@ -68,3 +68,23 @@ async def test_a_good_token_still_gets_404_for_a_file_it_does_not_own(
         assert_problem(response, 404, "file_not_found")
     response = await client.get(f"/api/v1/files/{file_id}/content", headers=owner)
     assert response.content == b"hello"
+
+
+@pytest.mark.parametrize(
+    "query", [{}, {"q": "a.t"}, {"q": "nothing like it"}, {"sort": "name", "limit": 1}]
+)
+async def test_a_signed_out_or_disabled_token_lists_nothing(
+    client: httpx.AsyncClient, running: Running, query: dict[str, object]
+) -> None:
+    for revoke in ("logout", "disable"):
+        auth = await sign_up(client)
+        await _upload(client, auth)
+        listed = await client.get("/api/v1/files", params=query, headers=auth)
+        assert listed.status_code == 200, listed.text
+        me = (await client.get("/api/v1/users/me", headers=auth)).json()
+        if revoke == "logout":
+            assert (await client.post("/api/v1/auth/logout", headers=auth)).status_code == 204
+        else:
+            await running.app.state.seau.auth.set_active(uuid.UUID(me["id"]), active=False)
+        refused = await client.get("/api/v1/files", params=query, headers=auth)
+        assert_problem(refused, 401, "token_invalid")

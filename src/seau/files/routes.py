@@ -61,7 +61,7 @@ from seau.files.schemas import (
     LinkCreated,
     UploadResult,
 )
-from seau.files.service import MAX_QUERY_LENGTH, FileService, NewFile, SortKey
+from seau.files.service import MAX_QUERY_LENGTH, FileService, Listed, NewFile, SortKey
 from seau.idempotent import IDEMPOTENCY_ERRORS, IDEMPOTENCY_KEY, Once, once
 from seau.limits import streams_body
 from seau.problems import problem_responses
@@ -105,7 +105,7 @@ _UPLOAD_BODY = {
 }
 
 
-def _file_read(row: UserFile) -> FileRead:
+def _file_read(row: UserFile | Listed) -> FileRead:
     return FileRead.model_validate(row)
 
 
@@ -258,7 +258,7 @@ async def _multipart_files(request: Request, settings: Settings) -> AsyncIterato
     summary="List my files",
 )
 async def list_files(
-    caller: FilesReader,
+    caller: FilesReaderFolded,
     files: FilesDep,
     settings: SettingsDep,
     limit: Annotated[int, Query(ge=1, le=10_000, description="Page size.")] = 50,
@@ -278,8 +278,10 @@ async def list_files(
         ),
     ] = None,
 ) -> FileList:
+    owner_id, pending = caller.owner_to_check()
     page = await files.list(
-        owner_id=caller.owner,
+        owner_id=owner_id,
+        pending=pending,
         limit=min(limit, settings.max_page_size),
         cursor=cursor,
         sort=sort,
