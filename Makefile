@@ -64,12 +64,12 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/lint-imports --no-cache
 
 # The whole suite under coverage; fails below [tool.coverage.report] fail_under, so
-# PYTEST_ARGS that select part of the suite will fail the floor. PYTEST_XDIST="-n 2
-# --dist loadgroup" runs it on two pytest-xdist workers, in the work units that
-# tests/conftest.py makes (Ceph's tests on one worker). Empty, the default until two
-# whole runs have passed that way (docs/decisions.md, "Test suite time"), it runs in
-# this process. (Not `-n 0 --dist ...`: pytest-cov would then wait for workers' data.)
-PYTEST_XDIST ?=
+# PYTEST_ARGS that select part of the suite will fail the floor. By default on two
+# pytest-xdist workers, in the work units that tests/conftest.py makes (Ceph's tests on
+# one worker): 26 min where one process took 45 (docs/decisions.md, "Test suite
+# time"). PYTEST_XDIST= (empty) runs it in this process. (Not `-n 0 --dist ...`:
+# pytest-cov would then wait for workers' data.)
+PYTEST_XDIST ?= -n 2 --dist loadgroup
 cover: $(VENV)/.installed-dev tests/uploads/js/node_modules/.installed \
 		tests/support/oidc/node_modules/.installed tests/web/uppy/node_modules/.installed
 	$(BIN)/pytest $(PYTEST_XDIST) --cov --cov-report=term --durations=15 $(PYTEST_ARGS)
