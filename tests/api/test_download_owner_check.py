@@ -74,7 +74,7 @@ async def test_a_good_token_still_gets_404_for_a_file_it_does_not_own(
     "query", [{}, {"q": "a.t"}, {"q": "nothing like it"}, {"sort": "name", "limit": 1}]
 )
 async def test_a_signed_out_or_disabled_token_lists_nothing(
-    client: httpx.AsyncClient, running: Running, query: dict[str, object]
+    client: httpx.AsyncClient, running: Running, query: dict[str, str | int]
 ) -> None:
     for revoke in ("logout", "disable"):
         auth = await sign_up(client)
