@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
 
-from seau.auth.tokens import TokenSigner
-from seau.errors import InvalidToken
+from seau.auth.tokens import VERIFIED_KEPT, TokenSigner
+from seau.errors import InvalidToken, TokenExpired
 
 # A fresh interpreter: this test process may have imported cryptography already.
 SCRIPT = """
@@ -65,3 +66,32 @@ def test_tokens_carry_the_issuer_and_one_without_it_is_refused() -> None:
             forged["iss"] = issuer
         with pytest.raises(InvalidToken):
             signer.verify(jwt.encode(forged, secret, algorithm="HS256"))
+
+
+def test_a_kept_token_still_expires_on_time_and_only_verified_ones_are_kept() -> None:
+    signer = TokenSigner(secret="e" * 40, ttl=timedelta(minutes=5))
+    user = uuid.uuid4()
+    soon = datetime.now(UTC) - timedelta(minutes=5) + timedelta(seconds=1)
+    token = signer.issue(user_id=user, version=1, now=soon)
+    assert signer.verify(token).user_id == user
+    assert signer.knows(token)
+    assert signer.verify(token).user_id == user  # from what was kept
+    time.sleep(1.1)
+    with pytest.raises(TokenExpired):
+        signer.verify(token)
+    assert not signer.knows(token)
+    with pytest.raises(TokenExpired):
+        signer.verify(token)
+    head, body, _ = token.split(".")
+    with pytest.raises(InvalidToken):
+        signer.verify(f"{head}.{body}.AAAA")
+    assert not signer.knows(f"{head}.{body}.AAAA")
+
+
+def test_the_kept_tokens_are_bounded() -> None:
+    signer = TokenSigner(secret="b" * 40, ttl=timedelta(minutes=5))
+    tokens = [signer.issue(user_id=uuid.uuid4(), version=0) for _ in range(VERIFIED_KEPT + 1)]
+    for token in tokens:
+        signer.verify(token)
+    assert sum(signer.knows(token) for token in tokens) <= VERIFIED_KEPT
+    assert signer.knows(tokens[-1])
