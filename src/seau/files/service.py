@@ -262,10 +262,11 @@ class FileService:
             # The type, and whether it may be stored, from the first bytes held back.
             sniffed = await sniff(metered)
             row.content_type = await self._types.detect(sniffed.head)
-            await storage_call(
+            # What the store holds, as it answered the put (`Store.put`): no HEAD
+            # after it, a second request per upload on S3.
+            stored = await storage_call(
                 self._store.put(row.object_key, sniffed, content_type=row.content_type)
             )
-            stored = await storage_call(self._store.head(row.object_key))
             if stored.size != metered.size:
                 raise StorageUnavailableError(
                     f"the store kept {stored.size} bytes of {metered.size} sent"

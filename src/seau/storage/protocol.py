@@ -37,7 +37,10 @@ class Store(Protocol):
     ) -> ObjectInfo:
         """Write all of ``data`` under ``key``; the object appears whole or not at all.
 
-        Durable when it returns. Raises ``StorageUnavailable`` on failure, after
+        Durable when it returns, with the object as the store holds it: its ``size``
+        is what was stored (the local store's synced file, read back; on S3, the
+        bytes of a PUT or a completed multipart upload, which S3 accepts only whole),
+        so a caller need not ask `head` again. Raises ``StorageUnavailable`` on failure, after
         cleaning up anything partial. An exception raised by ``data`` itself
         propagates unchanged (after the same cleanup).
         """
