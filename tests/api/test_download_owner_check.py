@@ -88,3 +88,45 @@ async def test_a_signed_out_or_disabled_token_lists_nothing(
             await running.app.state.seau.auth.set_active(uuid.UUID(me["id"]), active=False)
         refused = await client.get("/api/v1/files", params=query, headers=auth)
         assert_problem(refused, 401, "token_invalid")
+
+
+@pytest.mark.parametrize("revoke", ["logout", "disable"])
+async def test_a_signed_out_or_disabled_token_neither_renames_nor_deletes(
+    client: httpx.AsyncClient, running: Running, revoke: str
+) -> None:
+    """Rename and delete fold the check too: refused whatever the target, and the
+    file is untouched."""
+    auth = await sign_up(client)
+    file_id = await _upload(client, auth)
+    me = uuid.UUID((await client.get("/api/v1/users/me", headers=auth)).json()["id"])
+    if revoke == "logout":
+        assert (await client.post("/api/v1/auth/logout", headers=auth)).status_code == 204
+    else:
+        await running.app.state.seau.auth.set_active(me, active=False)
+    for target in (file_id, str(uuid.uuid4()), "not-a-uuid"):
+        path = f"/api/v1/files/{target}"
+        renamed = await client.patch(path, json={"name": "b.txt"}, headers=auth)
+        assert_problem(renamed, 401, "token_invalid")
+        deleted = await client.delete(path, headers=auth)
+        assert deleted.status_code == 401, (target, deleted.status_code)
+    row = await running.app.state.seau.files.get(owner_id=me, file_id=file_id)
+    assert row.name == "a.txt"
+
+
+async def test_a_good_token_renames_and_deletes_only_its_own_files(
+    client: httpx.AsyncClient,
+) -> None:
+    owner = await sign_up(client)
+    other = await sign_up(client)
+    file_id = await _upload(client, owner)
+    for target in (file_id, str(uuid.uuid4()), "not-a-uuid"):
+        path = f"/api/v1/files/{target}"
+        refused = await client.patch(path, json={"name": "b.txt"}, headers=other)
+        assert_problem(refused, 404, "file_not_found")
+        assert (await client.delete(path, headers=other)).status_code == 404
+    renamed = await client.patch(f"/api/v1/files/{file_id}", json={"name": "b.txt"}, headers=owner)
+    assert renamed.status_code == 200
+    assert renamed.json()["name"] == "b.txt"
+    assert (await client.delete(f"/api/v1/files/{file_id}", headers=owner)).status_code == 204
+    gone = await client.get(f"/api/v1/files/{file_id}", headers=owner)
+    assert_problem(gone, 404, "file_not_found")

@@ -16,7 +16,6 @@ from seau.deps import (
     FilesDep,
     FilesReader,
     FilesReaderFolded,
-    FilesWriter,
     FilesWriterFolded,
     IdempotencyDep,
     LinksDep,
@@ -310,9 +309,12 @@ async def get_file(file_id: str, caller: FilesReaderFolded, files: FilesDep) -> 
     summary="Rename a file",
 )
 async def rename_file(
-    file_id: str, body: FileRename, caller: FilesWriter, files: FilesDep
+    file_id: str, body: FileRename, caller: FilesWriterFolded, files: FilesDep
 ) -> FileRead:
-    return _file_read(await files.rename(owner_id=caller.owner, file_id=file_id, name=body.name))
+    owner_id, pending = caller.owner_to_check()
+    return _file_read(
+        await files.rename(owner_id=owner_id, file_id=file_id, name=body.name, pending=pending)
+    )
 
 
 @router.delete(
@@ -321,8 +323,9 @@ async def rename_file(
     responses=problem_responses(*AUTH_ERRORS, FileNotFound, ValidationFailed, *UNAVAILABLE),
     summary="Delete a file",
 )
-async def delete_file(file_id: str, caller: FilesWriter, files: FilesDep) -> Response:
-    await files.delete(owner_id=caller.owner, file_id=file_id)
+async def delete_file(file_id: str, caller: FilesWriterFolded, files: FilesDep) -> Response:
+    owner_id, pending = caller.owner_to_check()
+    await files.delete(owner_id=owner_id, file_id=file_id, pending=pending)
     return Response(status_code=204)
 
 

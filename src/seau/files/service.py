@@ -449,10 +449,18 @@ class FileService:
             except Exception:
                 log.warning("could not delete object of failed upload %s", row.id, exc_info=True)
 
-    async def rename(self, *, owner_id: uuid.UUID, file_id: str, name: str) -> UserFile:
+    async def rename(
+        self,
+        *,
+        owner_id: uuid.UUID,
+        file_id: str,
+        name: str,
+        pending: OwnerCheck | None = None,
+    ) -> UserFile:
+        """``pending``: a sign-in's owner check, folded into the file's statement."""
         name = validate_file_name(name, max_length=self._max_name_length)
         async with self._unit() as session:
-            row = await self._owned(session, owner_id=owner_id, file_id=file_id)
+            row = await self._owned(session, owner_id=owner_id, file_id=file_id, pending=pending)
             row.name = name
             row.updated_at = utcnow()
             told = await _record(session, EventType.FILE_RENAMED, row)
@@ -461,11 +469,14 @@ class FileService:
             self._on_event()
         return row
 
-    async def delete(self, *, owner_id: uuid.UUID, file_id: str) -> None:
+    async def delete(
+        self, *, owner_id: uuid.UUID, file_id: str, pending: OwnerCheck | None = None
+    ) -> None:
+        """``pending``: a sign-in's owner check, folded into the file's statement."""
         # The row goes first: a listed row never points at missing bytes. If the
         # object delete then fails, the orphan is the reconciler's to remove.
         async with self._unit() as session:
-            row = await self._owned(session, owner_id=owner_id, file_id=file_id)
+            row = await self._owned(session, owner_id=owner_id, file_id=file_id, pending=pending)
             result = await session.execute(delete(UserFile).where(UserFile.id == row.id))
             if result.rowcount:  # type: ignore[attr-defined]
                 await ledger.forget_file(session, owner_id=row.owner_id, size=row.size)
