@@ -17,9 +17,8 @@ from seau.deps import (
     FilesReader,
     FilesReaderFolded,
     FilesWriterFolded,
-    IdempotencyDep,
     LinksDep,
-    SettingsDep,
+    StateDep,
 )
 from seau.errors import (
     BadRequest,
@@ -153,19 +152,19 @@ def _declared_length(request: Request) -> int | None:
 async def upload(
     request: Request,
     caller: FilesWriterFolded,
-    files: FilesDep,
-    settings: SettingsDep,
-    idempotency: IdempotencyDep,
+    # One dependency for the parts, not one each: FastAPI solves every dependency
+    # per request (about a sixth of a small download's event-loop time).
+    state: StateDep,
     name: Annotated[
         str | None,
         Query(max_length=1024, description="File name, for a raw (non-multipart) body."),
     ] = None,
 ) -> UploadResult | FileRead | Response:
     owner_id, check = caller.owner_to_check()
-    async with once(request, idempotency, owner_id, check=check) as run:
+    async with once(request, state.idempotency, owner_id, check=check) as run:
         if run.replay is not None:
             return run.replay
-        made = await _upload(request, caller, files, settings, name, run)
+        made = await _upload(request, caller, state.files, state.settings, name, run)
         if not run.claimed:
             return made
         return run.keep(_created(made))
@@ -258,8 +257,7 @@ async def _multipart_files(request: Request, settings: Settings) -> AsyncIterato
 )
 async def list_files(
     caller: FilesReaderFolded,
-    files: FilesDep,
-    settings: SettingsDep,
+    state: StateDep,
     limit: Annotated[int, Query(ge=1, le=10_000, description="Page size.")] = 50,
     cursor: Annotated[str | None, Query(max_length=2048)] = None,
     sort: Annotated[
@@ -278,10 +276,10 @@ async def list_files(
     ] = None,
 ) -> FileList:
     owner_id, pending = caller.owner_to_check()
-    page = await files.list(
+    page = await state.files.list(
         owner_id=owner_id,
         pending=pending,
-        limit=min(limit, settings.max_page_size),
+        limit=min(limit, state.settings.max_page_size),
         cursor=cursor,
         sort=sort,
         query=q,
@@ -383,13 +381,12 @@ async def download(
     request: Request,
     file_id: str,
     caller: FilesReaderFolded,
-    files: FilesDep,
-    links: LinksDep,
-    settings: SettingsDep,
+    state: StateDep,
     disposition: Disposition = "attachment",
     redirect: Redirect = None,
 ) -> Response:
-    if settings.download_redirect if redirect is None else redirect:
+    files, links = state.files, state.links
+    if state.settings.download_redirect if redirect is None else redirect:
         owner_id, pending = caller.owner_to_check()
         row = await files.get(owner_id=owner_id, file_id=file_id, pending=pending)
         link = await links.issue(
