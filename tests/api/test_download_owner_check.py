@@ -105,8 +105,9 @@ async def test_a_signed_out_or_disabled_token_neither_renames_nor_deletes(
         await running.app.state.seau.auth.set_active(me, active=False)
     for target in (file_id, str(uuid.uuid4()), "not-a-uuid"):
         path = f"/api/v1/files/{target}"
-        renamed = await client.patch(path, json={"name": "b.txt"}, headers=auth)
-        assert_problem(renamed, 401, "token_invalid")
+        for name in ("b.txt", "bad\u0000name"):  # a name refused, too, is told 401 first
+            renamed = await client.patch(path, json={"name": name}, headers=auth)
+            assert_problem(renamed, 401, "token_invalid")
         deleted = await client.delete(path, headers=auth)
         assert deleted.status_code == 401, (target, deleted.status_code)
     row = await running.app.state.seau.files.get(owner_id=me, file_id=file_id)

@@ -88,3 +88,36 @@ async def test_a_disabled_owner_uploads_nothing(
     assert_problem(refused, 401, "token_invalid")
     await running.app.state.seau.auth.set_active(user_id, active=True)
     assert await _names(client, auth) == []
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    ["too large", "no name", "malformed multipart", "no file part", "bad name"],
+)
+async def test_a_signed_out_token_hears_401_before_any_other_refusal(
+    client: httpx.AsyncClient, refusal: str
+) -> None:
+    """The check is folded into the first statement, but a request refused before it
+    (size, shape, name) still tells a revoked token 401 first, as it did when the
+    check ran before the route."""
+    email, _ = await _account(client)
+    auth = await _sign_in(client, email)
+    assert (await client.post("/api/v1/auth/logout", headers=auth)).status_code == 204
+    files = "/api/v1/files"
+    if refusal == "too large":
+        refused = await client.post(
+            files, params={"name": "a"}, headers=auth, content=b"x" * (9 * 1024 * 1024)
+        )
+    elif refusal == "no name":
+        refused = await client.post(files, headers=auth, content=b"x")
+    elif refusal == "malformed multipart":
+        refused = await client.post(
+            files,
+            headers={**auth, "Content-Type": "multipart/form-data; boundary=b"},
+            content=b"--b\r\nnot a header line\r\n\r\n",
+        )
+    elif refusal == "no file part":
+        refused = await client.post(files, headers=auth, data={"other": "field"}, files={})
+    else:
+        refused = await client.post(files, params={"name": "a\x00b"}, headers=auth, content=b"x")
+    assert_problem(refused, 401, "token_invalid")

@@ -491,6 +491,12 @@ class FileService:
                 "object %s of deleted file %s left for the reconciler", row.object_key, row.id
             )
 
+    async def confirm_owner(self, check: OwnerCheck) -> None:
+        """`InvalidToken` unless a sign-in's owner check holds: for a request refused
+        before its first statement could fold the check in."""
+        async with self._unit() as session:
+            await check.confirm(session)
+
     # -- reading -----------------------------------------------------------
 
     async def get(
