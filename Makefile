@@ -66,7 +66,7 @@ lint: $(VENV)/.installed-dev
 # The whole suite under coverage; fails below [tool.coverage.report] fail_under, so
 # PYTEST_ARGS that select part of the suite will fail the floor. By default on two
 # pytest-xdist workers, in the work units that tests/conftest.py makes (Ceph's tests on
-# one worker): 26 min where one process took 45 (docs/decisions.md, "Test suite
+# one worker): 18-26 min where one process took 39 (docs/decisions.md, "Test suite
 # time"). PYTEST_XDIST= (empty) runs it in this process. (Not `-n 0 --dist ...`:
 # pytest-cov would then wait for workers' data.)
 PYTEST_XDIST ?= -n 2 --dist loadgroup

@@ -30,7 +30,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.moto import ACCESS_KEY_ID, SECRET_ACCESS_KEY, free_port, unavailable
+from tests.support.moto import (
+    ACCESS_KEY_ID,
+    SECRET_ACCESS_KEY,
+    free_port,
+    restartable_port,
+    unavailable,
+)
 
 SCRIPT = Path(__file__).with_name("ceph-rgw-up.sh")
 BINARIES = ("ceph-mon", "ceph-osd", "radosgw", "radosgw-admin", "monmaptool", "uuidgen", "curl")
@@ -125,7 +131,7 @@ class CephCluster:
                 f"{', '.join(missing)} not found (apt-get install --no-install-recommends "
                 f"{PACKAGES})"
             )
-        rgw, mon, osd = free_port(), free_port(), free_port()
+        rgw, mon, osd = restartable_port(), free_port(), free_port()
         answer = self.script("start", str(rgw), str(mon), str(osd))
         values = dict(line.split("=", 1) for line in answer.splitlines() if "=" in line)
         self.ready_ms = int(values.get("CEPH_READY_MS", "0"))
@@ -134,7 +140,7 @@ class CephCluster:
     def gateway(self) -> CephGateway:
         """A further gateway over the same data, on a port of its own, started."""
         name = "abcdefghijklmnopqrstuvwxyz"[len(self._gateways)]
-        added = CephGateway(self, name=name, port=free_port())
+        added = CephGateway(self, name=name, port=restartable_port())
         self._gateways.append(added)
         added.start()
         return added

@@ -45,7 +45,7 @@ class MotoServer:
 
     def __init__(self, *, port: int | None = None, host: str = "127.0.0.1") -> None:
         self.host = host
-        self.port = port if port is not None else free_port(host)
+        self.port = port if port is not None else restartable_port(host)
         self._process: subprocess.Popen[bytes] | None = None
         self._log = Path(tempfile.gettempdir()) / f"moto-{os.getpid()}-{self.port}.log"
 
@@ -118,6 +118,27 @@ def free_port(host: str = "127.0.0.1") -> int:
         sock.bind((host, 0))
         port: int = sock.getsockname()[1]
     return port
+
+
+# Below Linux's default ephemeral range (32768-60999), from which `free_port` and every
+# outgoing connection take theirs.
+_RESTARTABLE = range(20000, 32768)
+
+
+def restartable_port(host: str = "127.0.0.1") -> int:
+    """A free port for a server that is killed and started again on it (the fault
+    tests): outside the range the kernel hands out, so that while the server is down
+    no other server of a parallel test worker is given its port (one was, once: Ceph's
+    gateway could not start again). Free when chosen, as `free_port`'s are."""
+    for _ in range(200):
+        port = secrets.choice(_RESTARTABLE)
+        with socket.socket() as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+        return port
+    return free_port(host)
 
 
 def unavailable(message: str) -> None:
