@@ -24,6 +24,11 @@ async def _upload(client: httpx.AsyncClient, auth: dict[str, str]) -> str:
     return file_id
 
 
+def _targets(file_id: str) -> tuple[str, ...]:
+    """The owner's file, an id nobody has and a malformed id: one answer for all."""
+    return (file_id, str(uuid.uuid4()), "not-a-uuid")
+
+
 async def _call(
     client: httpx.AsyncClient, route: str, file_id: str, auth: dict[str, str]
 ) -> httpx.Response:
@@ -39,7 +44,7 @@ async def test_a_signed_out_token_is_refused_at_once_on_folded_routes(
     file_id = await _upload(client, auth)
     assert (await _call(client, route, file_id, auth)).status_code == 200
     assert (await client.post("/api/v1/auth/logout", headers=auth)).status_code == 204
-    for target in (file_id, str(uuid.uuid4()), "not-a-uuid"):
+    for target in _targets(file_id):
         response = await _call(client, route, target, auth)
         assert response.status_code == 401, (target, response.status_code)
         if route.startswith("GET"):
@@ -63,7 +68,7 @@ async def test_a_good_token_still_gets_404_for_a_file_it_does_not_own(
     owner = await sign_up(client)
     other = await sign_up(client)
     file_id = await _upload(client, owner)
-    for target in (file_id, str(uuid.uuid4()), "not-a-uuid"):
+    for target in _targets(file_id):
         response = await client.get(f"/api/v1/files/{target}/content", headers=other)
         assert_problem(response, 404, "file_not_found")
     response = await client.get(f"/api/v1/files/{file_id}/content", headers=owner)
@@ -103,7 +108,7 @@ async def test_a_signed_out_or_disabled_token_neither_renames_nor_deletes(
         assert (await client.post("/api/v1/auth/logout", headers=auth)).status_code == 204
     else:
         await running.app.state.seau.auth.set_active(me, active=False)
-    for target in (file_id, str(uuid.uuid4()), "not-a-uuid"):
+    for target in _targets(file_id):
         path = f"/api/v1/files/{target}"
         for name in ("b.txt", "bad\u0000name"):  # a name refused, too, is told 401 first
             renamed = await client.patch(path, json={"name": name}, headers=auth)
@@ -120,7 +125,7 @@ async def test_a_good_token_renames_and_deletes_only_its_own_files(
     owner = await sign_up(client)
     other = await sign_up(client)
     file_id = await _upload(client, owner)
-    for target in (file_id, str(uuid.uuid4()), "not-a-uuid"):
+    for target in _targets(file_id):
         path = f"/api/v1/files/{target}"
         refused = await client.patch(path, json={"name": "b.txt"}, headers=other)
         assert_problem(refused, 404, "file_not_found")
