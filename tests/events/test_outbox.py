@@ -3,6 +3,7 @@ event per change, none for a change that did not happen."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -10,7 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import false, select, update
 
 from seau.db.base import utcnow
 from seau.db.models import Upload, User, WebhookEvent
@@ -203,3 +204,35 @@ async def test_without_a_receiver_no_event_is_written_until_an_endpoint_is_regis
         await files.delete(owner_id=owner, file_id=str(second.id))
         assert len(await outbox_rows(parts)) == 2
         assert len(woken) == 2
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        pytest.param("mysql", marks=pytest.mark.mysql),
+        pytest.param("postgresql", marks=pytest.mark.postgresql),
+    ],
+)
+async def test_a_change_writes_its_event_while_a_dispatcher_holds_its_claim(
+    kind: Kind, tmp_path: Path
+) -> None:
+    """The dispatcher's claim of new events (`FOR UPDATE SKIP LOCKED`) locks rows,
+    not the gaps between them: under MariaDB's default REPEATABLE READ it also
+    locked where the next event would go, so every upload waited on it, and two
+    uploads and a claim closed deadlock cycles (1 upload in 200 answered 503)."""
+    async with open_test_parts(kind, tmp_path, receiver=True) as parts:
+        owner = await make_owner(parts)
+        await _upload(parts, owner, "claimed.txt")
+        async with parts.sessions() as claim:
+            claimed = await claim.scalars(
+                select(WebhookEvent.id)
+                .where(WebhookEvent.fanned_out == false())
+                .order_by(WebhookEvent.created_at)
+                .limit(100)
+                .with_for_update(skip_locked=True)
+            )
+            assert len(claimed.all()) == 1
+            # The claim's transaction is still open while another change commits.
+            await asyncio.wait_for(_upload(parts, owner, "next.txt"), timeout=5)
+            await claim.rollback()
+        assert [r.type for r in await outbox_rows(parts)] == ["file.ready", "file.ready"]

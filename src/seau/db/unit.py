@@ -69,7 +69,11 @@ async def unit_of_work(
         log.warning("database did not answer within %.1f s", timeout_seconds)
         raise DatabaseUnavailable("the database did not answer in time") from exc
     except (OperationalError, InterfaceError, PoolTimeout, OSError, ConnectionError) as exc:
-        log.warning("database unavailable: %s", exc.__class__.__name__)
+        # The driver's own words (a MariaDB deadlock and a refused connection are
+        # both OperationalError) are what an operator needs to tell them apart.
+        log.warning(
+            "database unavailable: %s: %s", exc.__class__.__name__, getattr(exc, "orig", exc)
+        )
         raise DatabaseUnavailable() from exc
     except DBAPIError as exc:
         if exc.connection_invalidated:

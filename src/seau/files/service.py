@@ -478,9 +478,10 @@ class FileService:
         async with self._unit() as session:
             row = await self._owned(session, owner_id=owner_id, file_id=file_id, pending=pending)
             result = await session.execute(delete(UserFile).where(UserFile.id == row.id))
+            told = await _record(session, EventType.FILE_DELETED, row)
+            # The usage row last, as in `_insert_rows`.
             if result.rowcount:  # type: ignore[attr-defined]
                 await ledger.forget_file(session, owner_id=row.owner_id, size=row.size)
-            told = await _record(session, EventType.FILE_DELETED, row)
             await session.commit()
         if told:
             self._on_event()
@@ -743,9 +744,10 @@ async def _undo_row(session: AsyncSession, *, row: UserFile) -> bool:
     told = False
     result = await session.execute(delete(UserFile).where(UserFile.id == row.id))
     if result.rowcount:  # type: ignore[attr-defined]
+        if not await outbox.withdraw(session, resource_id=row.id):
+            told = await _record(session, EventType.FILE_DELETED, row)
+        # The usage row last, as in `_insert_rows`.
         await ledger.forget_file(session, owner_id=row.owner_id, size=row.size)
-    if result.rowcount and not await outbox.withdraw(session, resource_id=row.id):  # type: ignore[attr-defined]
-        told = await _record(session, EventType.FILE_DELETED, row)
     await session.commit()
     return told
 

@@ -250,7 +250,6 @@ async def finish(
     await session.execute(delete(UploadPart).where(UploadPart.upload_id == upload_id))
     session.add(file)
     await session.flush()
-    await ledger.settle(session, reservation_id=upload_id, owner_id=row.owner_id, size=file.size)
     await outbox.record(
         session,
         type=EventType.FILE_READY,
@@ -258,6 +257,10 @@ async def finish(
         owner_id=file.owner_id,
         data=file_event_data(file),
     )
+    # Last, as every path that makes a file does: the owner's usage row stays
+    # locked only until the commit, and no two paths take the event table and
+    # the usage row in opposite orders (a cycle MariaDB broke as a deadlock).
+    await ledger.settle(session, reservation_id=upload_id, owner_id=row.owner_id, size=file.size)
     await session.commit()
     return True
 
@@ -281,7 +284,6 @@ async def expire(session: AsyncSession, row: Upload, *, token: str) -> None:
         delete(Upload).where(Upload.id == row.id, Upload.lease_token == token)
     )
     if result.rowcount:  # type: ignore[attr-defined]
-        await ledger.release(session, row.id)
         await outbox.record(
             session,
             type=EventType.UPLOAD_EXPIRED,
@@ -297,6 +299,7 @@ async def expire(session: AsyncSession, row: Upload, *, token: str) -> None:
                 "expires_at": _iso(row.expires_at),
             },
         )
+        await ledger.release(session, row.id)
     await session.commit()
 
 
