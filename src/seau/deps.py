@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
 
@@ -115,6 +116,12 @@ async def _verified(
     for scope in security_scopes.scopes:
         if scope not in principal.scopes:
             raise InsufficientScope(str(scope))  # "files:write", not the enum's repr
+    if principal.pending is not None:
+        # For a refusal of the request before its first statement has folded the
+        # check in (`seau.problems.owner_first`).
+        request.state.confirm_owner = functools.partial(
+            state.files.confirm_owner, principal.pending
+        )
     return principal
 
 

@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
 from seau.errors import (
+    InvalidToken,
     MethodNotAllowed,
     NotFound,
     SeauError,
@@ -88,8 +89,31 @@ def _render(request: Request, error: SeauError) -> Response:
     )
 
 
+async def owner_first(request: Request, status: int) -> SeauError | None:
+    """The token's refusal, if a refusal with ``status`` must give way to it.
+
+    Routes that fold a sign-in's owner check into their first statement
+    (`seau.deps.folding_principal`) would otherwise tell a signed-out or disabled
+    account's token 400, 413 or 422 for a request refused before that statement,
+    as if the token still passed. Here, once, for every such refusal: the check is
+    made on its own first, and its 401 wins. Not for 401 itself, 403 (the token's
+    scopes, known without the database) or 429 (shedding load must not cost a
+    query); a database that cannot answer leaves the first refusal as it was."""
+    confirm = getattr(request.state, "confirm_owner", None)
+    if confirm is None or not 400 <= status < 500 or status in (401, 403, 429):
+        return None
+    try:
+        await confirm()
+    except InvalidToken as refused:
+        return refused
+    except SeauError:
+        return None
+    return None
+
+
 async def _seau_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, SeauError)
+    exc = await owner_first(request, exc.status) or exc
     if isinstance(exc, ServiceUnavailable):
         state = getattr(request.app.state, "seau", None)
         if state is not None:
@@ -99,6 +123,8 @@ async def _seau_error(request: Request, exc: Exception) -> Response:
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
+    if (refused := await owner_first(request, ValidationFailed.status)) is not None:
+        return _render(request, refused)
     # Only where and what: echoing the input back could reflect secrets.
     errors = [
         {
@@ -121,6 +147,8 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    if (refused := await owner_first(request, exc.status_code)) is not None:
+        return _render(request, refused)
     if exc.status_code == 400:
         # FastAPI and Starlette raise a bare 400 when a JSON or form body cannot be read
         # at all (bytes that are not UTF-8, a form field over Starlette's size limit),

@@ -92,7 +92,15 @@ async def test_a_disabled_owner_uploads_nothing(
 
 @pytest.mark.parametrize(
     "refusal",
-    ["too large", "no name", "malformed multipart", "no file part", "bad name"],
+    [
+        "too large",
+        "no name",
+        "malformed multipart",
+        "no file part",
+        "bad name",
+        "name too long",
+        "malformed idempotency key",
+    ],
 )
 async def test_a_signed_out_token_hears_401_before_any_other_refusal(
     client: httpx.AsyncClient, refusal: str
@@ -118,6 +126,38 @@ async def test_a_signed_out_token_hears_401_before_any_other_refusal(
         )
     elif refusal == "no file part":
         refused = await client.post(files, headers=auth, data={"other": "field"}, files={})
-    else:
+    elif refusal == "bad name":
         refused = await client.post(files, params={"name": "a\x00b"}, headers=auth, content=b"x")
+    elif refusal == "name too long":
+        # Refused by FastAPI's own validation of the query (422).
+        refused = await client.post(files, params={"name": "a" * 2000}, headers=auth, content=b"x")
+    else:
+        refused = await client.post(
+            files,
+            params={"name": "a"},
+            headers={**auth, "Idempotency-Key": "not a key\t"},
+            content=b"x",
+        )
+    assert_problem(refused, 401, "token_invalid")
+
+
+@pytest.mark.parametrize("refusal", ["no name", "name not a string", "bad name", "bad id"])
+async def test_a_signed_out_token_hears_401_before_a_rename_is_refused(
+    client: httpx.AsyncClient, refusal: str
+) -> None:
+    email, _ = await _account(client)
+    auth = await _sign_in(client, email)
+    made = await _upload(client, auth, "raw", "")
+    assert made.status_code == 201, made.text
+    file_id = made.json()["id"]
+    assert (await client.post("/api/v1/auth/logout", headers=auth)).status_code == 204
+    bodies: dict[str, dict[str, object]] = {
+        "no name": {},
+        "name not a string": {"name": 7},
+        "bad name": {"name": "a\x00b"},
+        "bad id": {"name": "b.txt"},
+    }
+    body = bodies[refusal]
+    target = "not-an-id" if refusal == "bad id" else file_id
+    refused = await client.patch(f"/api/v1/files/{target}", headers=auth, json=body)
     assert_problem(refused, 401, "token_invalid")

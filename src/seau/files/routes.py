@@ -10,7 +10,6 @@ from fastapi.responses import StreamingResponse
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
-from seau.auth.owner_check import OwnerCheck
 from seau.auth.principal import Principal
 from seau.db.models import UserFile
 from seau.deps import (
@@ -41,7 +40,6 @@ from seau.errors import (
     QuotaExceeded,
     RangeNotSatisfiable,
     RejectedByHook,
-    SeauError,
     StorageUnavailableError,
     SubjectRequired,
     TokenExpired,
@@ -223,18 +221,6 @@ async def _upload(
         return _file_read(row)
     except ClientDisconnect:
         raise ClientDisconnected() from None
-    except SeauError as refused:
-        await _told_401_first(refused, files, check)
-        raise
-
-
-async def _told_401_first(refused: SeauError, files: FileService, check: OwnerCheck | None) -> None:
-    """A sign-in whose owner check is still pending (folded into the route's first
-    statement) hears that its token is refused before any other refusal, as any
-    other token does: a 413 or a 400 must not tell a revoked token it still passes.
-    Raises `InvalidToken` when the check fails; returns when it holds."""
-    if check is not None and refused.status < 500 and not isinstance(refused, NotAuthenticated):
-        await files.confirm_owner(check)
 
 
 def _upload_result(rows: list[UserFile]) -> UploadResult:
@@ -324,13 +310,9 @@ async def rename_file(
     file_id: str, body: FileRename, caller: FilesWriterFolded, files: FilesDep
 ) -> FileRead:
     owner_id, pending = caller.owner_to_check()
-    try:
-        renamed = await files.rename(
-            owner_id=owner_id, file_id=file_id, name=body.name, pending=pending
-        )
-    except SeauError as refused:
-        await _told_401_first(refused, files, pending)
-        raise
+    renamed = await files.rename(
+        owner_id=owner_id, file_id=file_id, name=body.name, pending=pending
+    )
     return _file_read(renamed)
 
 
