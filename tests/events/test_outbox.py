@@ -84,12 +84,13 @@ async def test_an_undone_file_already_handed_to_receivers_is_told_as_deleted(
     parts: Parts,
 ) -> None:
     owner = await make_owner(parts)
-    file_id = await _upload(parts, owner)
+    row = await parts.files.upload(
+        owner_id=owner, name="a.txt", content_type=None, data=_chunks(b"hello"), max_bytes=100
+    )
     async with parts.sessions() as session:
         # As the dispatcher does once receivers have the event.
         await session.execute(update(WebhookEvent).values(fanned_out=True))
         await session.commit()
-    row = await parts.files.get(owner_id=owner, file_id=str(file_id))
     await parts.files.discard([row])
     assert [r.type for r in await outbox_rows(parts)] == ["file.ready", "file.deleted"]
 

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from seau.db.models import UserFile
 from seau.errors import InvalidLink, LinkExpired, LinkNotFound, storage_call
 from seau.files.http import content_disposition
+from seau.files.service import StoredFile
 from seau.storage import DownloadLinks as StoreLinks
 
 __all__ = ["LINKS_PATH", "DownloadLinks", "Link", "LinkClaims", "sign_token"]
@@ -112,7 +112,7 @@ class DownloadLinks:
             )
         return timedelta(seconds=expires_in)
 
-    async def issue(self, row: UserFile, *, lifetime: timedelta, inline: bool) -> Link:
+    async def issue(self, row: StoredFile, *, lifetime: timedelta, inline: bool) -> Link:
         """A link to ``row``'s bytes for ``lifetime``; ``inline`` must already be
         decided by `disposition_for` (never inline for an active type)."""
         now = self._clock()

@@ -59,7 +59,14 @@ from seau.files.schemas import (
     LinkCreated,
     UploadResult,
 )
-from seau.files.service import MAX_QUERY_LENGTH, FileService, Listed, NewFile, SortKey
+from seau.files.service import (
+    MAX_QUERY_LENGTH,
+    FileService,
+    Listed,
+    NewFile,
+    SortKey,
+    StoredFile,
+)
 from seau.idempotent import IDEMPOTENCY_ERRORS, IDEMPOTENCY_KEY, Once, once
 from seau.limits import streams_body
 from seau.problems import problem_responses
@@ -103,7 +110,7 @@ _UPLOAD_BODY = {
 }
 
 
-def _file_read(row: UserFile | Listed) -> FileRead:
+def _file_read(row: Listed) -> FileRead:
     return FileRead.model_validate(row)
 
 
@@ -443,7 +450,7 @@ async def _content(
 
 async def _serve(
     request: Request,
-    row: UserFile,
+    row: StoredFile,
     files: FilesDep,
     *,
     want_inline: bool,
