@@ -97,10 +97,12 @@ async def owner_first(request: Request, status: int) -> SeauError | None:
     account's token 400, 413 or 422 for a request refused before that statement,
     as if the token still passed. Here, once, for every such refusal: the check is
     made on its own first, and its 401 wins. Not for 401 itself, 403 (the token's
-    scopes, known without the database) or 429 (shedding load must not cost a
-    query); a database that cannot answer leaves the first refusal as it was."""
+    scopes, known without the database), 404 (on these routes only the file's
+    statement answers it, having made the check: `FileService._owned`) or 429
+    (shedding load must not cost a query); a database that cannot answer leaves
+    the first refusal as it was."""
     confirm = getattr(request.state, "confirm_owner", None)
-    if confirm is None or not 400 <= status < 500 or status in (401, 403, 429):
+    if confirm is None or not 400 <= status < 500 or status in (401, 403, 404, 429):
         return None
     try:
         await confirm()
