@@ -8,9 +8,9 @@ from typing import Any
 import aiosqlite
 import pytest
 from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
-from seau.db.engine import create_engine, create_sessionmaker
+from seau.db.engine import READ_HERE, create_engine, create_sessionmaker
 
 
 @pytest.fixture
@@ -68,5 +68,35 @@ async def test_driver_errors_keep_their_sqlalchemy_type(tmp_path: Path) -> None:
             updated = await session.execute(text("UPDATE t SET x = 2 WHERE x = 1"))
             assert updated.rowcount == 1  # type: ignore[attr-defined]
             await session.commit()
+    finally:
+        await engine.dispose()
+
+
+async def test_a_read_marked_read_here_makes_no_trip(tmp_path: Path, trips: list[str]) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'seau.db'}")
+    sessions = create_sessionmaker(engine)
+    by_key = text("SELECT y FROM t WHERE x = :x").execution_options(**{READ_HERE: True})
+    try:
+        async with sessions() as session:
+            await session.execute(text("CREATE TABLE t (x INTEGER PRIMARY KEY, y TEXT)"))
+            await session.execute(text("INSERT INTO t (x, y) VALUES (1, 'a')"))
+            await session.commit()
+        trips.clear()
+        async with sessions() as session:
+            found = (await session.execute(by_key, {"x": 1})).scalar_one()
+            missing = (await session.execute(by_key, {"x": 9})).first()
+        assert (found, missing) == ("a", None)
+        assert trips == [], f"read on the calling thread: {trips}"
+        async with sessions() as session:
+            # In a transaction, on the same connection: it sees its own write.
+            await session.execute(text("INSERT INTO t (x, y) VALUES (2, 'b')"))
+            assert (await session.execute(by_key, {"x": 2})).scalar_one() == "b"
+            await session.rollback()
+        async with sessions() as session:
+            assert (await session.execute(by_key, {"x": 2})).first() is None
+            with pytest.raises(OperationalError):
+                await session.execute(
+                    text("SELECT y FROM missing").execution_options(**{READ_HERE: True})
+                )
     finally:
         await engine.dispose()

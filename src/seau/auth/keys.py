@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from seau.auth.principal import PERSONAL_SCOPES, SERVICE_SCOPES
 from seau.db.base import utcnow
+from seau.db.engine import READ_HERE
 from seau.db.models import AccessKey, AccessKeyKind, User
 from seau.db.unit import DEFAULT_TIMEOUT_SECONDS, unit_of_work
 from seau.errors import InvalidScopes, TokenNotFound
@@ -47,6 +48,7 @@ _BY_HASH = (
     )
     .select_from(_KEYS.outerjoin(_USERS, _USERS.c.id == _KEYS.c.owner_id))
     .where(_KEYS.c.secret_hash == bindparam("secret_hash"))
+    .execution_options(**{READ_HERE: True})  # by a unique key: no trip on SQLite
 )
 
 

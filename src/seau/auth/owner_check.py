@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, bindparam, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from seau.db.engine import READ_HERE
 from seau.db.models import User
 from seau.errors import InvalidToken
 
@@ -32,7 +33,8 @@ are `OwnerCheck.params`. Bound parameters, so statements built on it are built o
 and their compiled form cached."""
 HOLDS: ColumnElement[bool] = exists().where(*CONDITIONS)
 """The rule as one condition, to add to any statement's ``WHERE``."""
-_CONFIRM = select(HOLDS)
+# A row by its key: read on the event loop's thread on SQLite (`READ_HERE`).
+_CONFIRM = select(HOLDS).execution_options(**{READ_HERE: True})
 
 
 @dataclass(frozen=True, slots=True)

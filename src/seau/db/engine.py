@@ -18,12 +18,19 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import Session, SessionTransaction
 
-from seau.db._sqlite import one_trip_connect
+from seau.db._sqlite import OneTripCursor, one_trip_connect
 
 DEADLINE = "seau.deadline"
 """`Session.info` key: the event-loop time (`loop.time()`) at which the unit of work
 that owns the session gives up; set by `seau.db.unit.unit_of_work`."""
 _INTERRUPTS = "seau.interrupts"
+
+READ_HERE = "seau_read_here"
+"""Execution option of a statement that reads a row or two by key: on SQLite it
+runs on the event loop's thread, without a trip to the driver's
+(`seau.db._sqlite.OneTripCursor.execute_here`); elsewhere it means nothing. Only
+for reads bounded by an index lookup, as the loop waits for them; never for a
+page, a search or a count."""
 
 DATABASE_FILE_MODE = 0o600
 """The SQLite file holds password hashes; its -wal and -shm files take its mode."""
@@ -78,6 +85,7 @@ def create_engine(url: str, *, connect_timeout: float = 10.0) -> AsyncEngine:
         event.listen(engine.sync_engine, "do_connect", one_trip_connect)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         _skip_idle_rollbacks(engine)
+        _read_here_when_marked(engine)
     elif backend == "mysql":
         _treat_ping_errors_as_disconnects(engine)
     return engine
@@ -146,6 +154,26 @@ def _skip_idle_rollbacks(engine: AsyncEngine) -> None:
         rollback(dbapi_connection)
 
     dialect.do_rollback = do_rollback  # type: ignore[method-assign]
+
+
+def _read_here_when_marked(engine: AsyncEngine) -> None:
+    # A statement marked READ_HERE (a row or two by key) runs on the event loop's
+    # thread: no trip to aiosqlite's, which cost about 0.2 ms of CPU per statement
+    # (`seau.db._sqlite`).
+    dialect = engine.sync_engine.dialect
+    execute = dialect.do_execute
+
+    def do_execute(cursor: Any, statement: str, parameters: Any, context: Any = None) -> None:
+        if (
+            context is not None
+            and context.execution_options.get(READ_HERE)
+            and isinstance(cursor, OneTripCursor)
+        ):
+            cursor.execute_here(statement, parameters)
+        else:
+            execute(cursor, statement, parameters, context)
+
+    dialect.do_execute = do_execute  # type: ignore[method-assign]
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

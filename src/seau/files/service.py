@@ -46,6 +46,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from seau.auth.owner_check import HOLDS, OwnerCheck
 from seau.db.base import utcnow
+from seau.db.engine import READ_HERE
 from seau.db.models import NAME_SEARCH_TABLE, FileState, UserFile
 from seau.db.unit import DEFAULT_TIMEOUT_SECONDS, InCommit, unit_of_work
 from seau.errors import (
@@ -672,10 +673,15 @@ class FileService:
 
 _FILE_TABLE = UserFile.metadata.tables[UserFile.__tablename__]
 # Built once: their compiled forms are cached, and no statement is assembled per request.
-_OWNED = select(_FILE_TABLE).where(
-    _FILE_TABLE.c.id == bindparam("file_id"),
-    _FILE_TABLE.c.owner_id == bindparam("owner_id"),
-    _FILE_TABLE.c.state == FileState.READY,
+# A row by its key: read on the event loop's thread on SQLite (`READ_HERE`).
+_OWNED = (
+    select(_FILE_TABLE)
+    .where(
+        _FILE_TABLE.c.id == bindparam("file_id"),
+        _FILE_TABLE.c.owner_id == bindparam("owner_id"),
+        _FILE_TABLE.c.state == FileState.READY,
+    )
+    .execution_options(**{READ_HERE: True})
 )
 _OWNED_CHECKED = _OWNED.where(HOLDS)
 _RENAME = (

@@ -44,6 +44,7 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from seau.auth.owner_check import HOLDS, OwnerCheck
+from seau.db.engine import READ_HERE
 from seau.db.models import (
     DirectUpload,
     FileState,
@@ -391,8 +392,11 @@ async def stale(session: AsyncSession, *, before: datetime, limit: int) -> list[
     return list(rows)
 
 
-_OWN_QUOTAS = select(_USAGE.c.quota_bytes, _USAGE.c.quota_files).where(
-    _USAGE.c.owner_id == _P_OWNER
+# Rows by their keys: read on the event loop's thread on SQLite (`READ_HERE`).
+_OWN_QUOTAS = (
+    select(_USAGE.c.quota_bytes, _USAGE.c.quota_files)
+    .where(_USAGE.c.owner_id == _P_OWNER)
+    .execution_options(**{READ_HERE: True})
 )
 
 
@@ -407,7 +411,7 @@ _OWN_QUOTAS_CHECKED = select(
     exists().where(_USAGE.c.owner_id == _P_OWNER).label("has_row"),
     _of_usage(_USAGE.c.quota_bytes).label("quota_bytes"),
     _of_usage(_USAGE.c.quota_files).label("quota_files"),
-)
+).execution_options(**{READ_HERE: True})
 
 
 async def own_quotas(
