@@ -942,6 +942,22 @@ async def verify(
     }, failures
 
 
+def database_warnings(instances: list[Instance]) -> dict[str, int]:
+    """Why the database answered 503: the `seau.db` warnings of every instance's
+    log, by message (numbers and names of the moment folded, so alike ones add up)."""
+    counts: Counter[str] = Counter()
+    for instance in instances:
+        for line in instance.log.read_text(errors="replace").splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if entry.get("logger") == "seau.db" and entry.get("level") == "warning":
+                message = re.sub(r"\d+", "N", str(entry.get("message", "")))
+                counts[message[:160]] += 1
+    return dict(counts.most_common())
+
+
 def server_errors(instances: list[Instance]) -> dict[str, Counter[str]]:
     """5xx answers and ERROR lines in each instance's log."""
     found: dict[str, Counter[str]] = {}
@@ -1124,6 +1140,7 @@ async def with_stack(options: Options, workdir: Path, database: str, cluster: Ce
     if gc.returncode:
         failures.append(f"seau gc exited {gc.returncode}: {gc.stderr[-500:]}")
     logged = server_errors(instances)
+    why_503 = database_warnings(instances)
     for instance_name, counts in logged.items():
         for what, n in counts.items():
             failures.append(f"instance {instance_name} log: {n} x {what}")
@@ -1133,6 +1150,7 @@ async def with_stack(options: Options, workdir: Path, database: str, cluster: Ce
         failures.append(f"... {len(violations) - 20} more failures outside SIGKILL windows")
     failures += [f"client: {p}" for p in run.problems[:20]]
     report = summarise(run, options, elapsed, figures, counts, rss, proxied, ports, gc.stdout)
+    report["database_warnings"] = why_503
     report["failures"] = failures
     out = RESULTS / f"scale-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps(report, indent=2, default=str))
