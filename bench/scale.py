@@ -1179,6 +1179,7 @@ def summarise(
     answers: dict[str, Counter[str]] = defaultdict(Counter)
     for a in run.attempts:
         answers[a.kind][str(a.status) if a.status else a.error] += 1
+    names = {f"127.0.0.1:{port}": name for name, port in ports.items()}
     return {
         "options": asdict(options),
         "seconds": round(elapsed, 1),
@@ -1199,8 +1200,11 @@ def summarise(
             for kind, values in sorted(run.latencies.items())
         },
         "failed_attempts": dict(counts),
-        "nginx_5xx": dict(Counter(f"{s} {u}" for _, s, u in proxied if s >= 500)),
-        "nginx_5xx_times": sorted({round(t - run.t0) for t, s, _ in proxied if s >= 500}),
+        "nginx_5xx": dict(Counter(f"{s} {names.get(u, u)}" for _, s, u in proxied if s >= 500)),
+        # Each 5xx nginx answered: seconds into the run, status, which instance.
+        "nginx_5xx_at": [
+            (round(t - run.t0, 1), s, names.get(u, u)) for t, s, u in sorted(proxied) if s >= 500
+        ],
         "faults": [
             {
                 "what": w.what,
