@@ -1,10 +1,11 @@
-"""SIGTERM does not close an idle kept-alive connection under a proxy's next request.
+"""SIGTERM does not drop a request a proxy has written but the server not yet read.
 
 Found by bench/scale.py (issue 16, point 5): during a rolling restart with SIGTERM,
-uvicorn closed every idle kept-alive connection at once; nginx had just written a POST
-onto some of them, could not send it elsewhere, and answered 502. Now such a
-connection stays open: a request that arrives on it is answered, with `Connection:
-close`, while the server no longer accepts new connections.
+nginx answered 502 to POSTs it had written onto a connection the server then closed
+or reset: an idle kept-alive connection (uvicorn closed them all at once), a
+connection the kernel completed after the workers stopped accepting (the supervisor
+kept the port open), or one completed but not yet accepted when the server closed
+its port (`seau.graceful`). Now each of them is answered, with `Connection: close`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,11 @@ import time
 from pathlib import Path
 
 import pytest
+import uvicorn
+from starlette.types import Receive, Scope, Send
 
+from seau import graceful
+from seau.server_protocol import BoundedHttpToolsProtocol
 from tests.support.server import seau_server
 
 REQUEST = b"GET /healthz HTTP/1.1\r\nHost: seau.test\r\n\r\n"
@@ -95,3 +100,56 @@ def test_with_workers_the_port_refuses_once_they_stop_accepting(tmp_path: Path) 
                 late.close()
                 pytest.fail("a connection was accepted that no worker will ever serve")
         assert server.process.wait(30) == 0
+
+
+async def _answer_ok(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] == "lifespan":
+        while (await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]}
+    )
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+async def test_connections_waiting_to_be_accepted_at_shutdown_are_answered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Connections the kernel completed and a proxy wrote a request onto, which the
+    event loop had not accepted yet when the shutdown began: uvicorn closed the port
+    under them, resetting each (nginx: 502 for a POST)."""
+    # Put back what `install` replaces once the test is over.
+    monkeypatch.setattr(uvicorn.Server, "shutdown", uvicorn.Server.shutdown)
+    graceful.install()
+    config = uvicorn.Config(
+        _answer_ok,
+        host="127.0.0.1",
+        port=0,
+        http=BoundedHttpToolsProtocol,
+        log_level="warning",
+        timeout_keep_alive=1,
+    )
+    config.load()
+    server = uvicorn.Server(config)
+    server.lifespan = config.lifespan_class(config)
+    await server.startup()
+    port = server.servers[0].sockets[0].getsockname()[1]
+    # The loop does not turn between these connections and the shutdown: none of
+    # them is accepted before it begins.
+    clients = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(5)]
+    try:
+        for client in clients:
+            client.sendall(REQUEST)
+        await server.shutdown()
+        for client in clients:
+            answer = _response(client)
+            assert answer.startswith(b"HTTP/1.1 200"), answer
+            # Then closed, at the latest when its keep-alive runs out.
+            assert client.recv(1) == b""
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    finally:
+        for client in clients:
+            client.close()

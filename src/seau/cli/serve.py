@@ -123,6 +123,7 @@ def serving_app() -> ASGIApp:
 
     from prometheus_client.multiprocess import mark_process_dead
 
+    from seau import graceful
     from seau.app import create_app
     from seau.proxy import behind_proxies
     from seau.server_protocol import BoundedHttpToolsProtocol
@@ -133,6 +134,7 @@ def serving_app() -> ASGIApp:
     atexit.register(mark_process_dead, os.getpid())
     settings = load_settings()
     # uvicorn loads this factory in each worker before it accepts a connection.
+    graceful.install()
     BoundedHttpToolsProtocol.set_timeouts(
         head=settings.request_head_timeout_seconds,
         body_idle=settings.body_idle_timeout_seconds,
