@@ -119,6 +119,40 @@ def test_database_commit_with_a_lost_answer_never_leaves_a_ready_file_without_by
         assert_invariants(deployment, url=server.url, accounts=[auth], kept=kept)
 
 
+@pytest.mark.parametrize("database", DATABASES)
+def test_an_idempotent_upload_whose_commit_answer_was_lost_is_replayed_with_its_file(
+    deploy: Deploy, database: Kind
+) -> None:
+    """The commit that made the file also stored the request's answer under its
+    `Idempotency-Key`, and seau never heard it land. seau used to take the file back
+    as for a key-less upload, while the stored answer stayed: the retry replayed a
+    201 for a file that no longer existed (bench/scale.py, four in 10,000 uploads).
+    Now nothing is undone when an answer may have committed with the file."""
+    deployment = deploy(database=database, db_proxy=True)
+    proxy = deployment.db_proxy
+    assert proxy is not None
+    with deployment.serve() as server:
+        auth = sign_up(server.url)
+        headers = {**auth, "Idempotency-Key": "lost-commit-answer"}
+        body = SlowBody(12 * MiB, trigger=6 * MiB)
+        flight = InFlight(partial(upload, server.url, headers, name="kept.bin", body=body))
+        assert body.reached.wait(30)
+        proxy.lose_reply_to(b"COMMIT", then_refuse=False)
+        outcome = flight.result()
+        assert not proxy.armed, "no COMMIT went through the proxy"
+        assert_prompt_503(outcome, code="database_unavailable")
+        proxy.passthrough()
+
+        retry = upload(server.url, headers, name="kept.bin", body=b"the same request again")
+        assert retry.error is None, retry.error
+        assert retry.response is not None
+        assert retry.response.status_code == 201, retry.response.text
+        assert retry.response.headers.get("idempotent-replayed") == "true"
+        file_id = retry.response.json()["id"]
+        assert [(r.id, r.state) for r in deployment.rows()] == [(file_id, "ready")]
+        assert_invariants(deployment, url=server.url, accounts=[auth], kept={file_id: body.sha256})
+
+
 @pytest.mark.mysql
 def test_database_stalled_mid_upload_answers_a_prompt_503(deploy: Deploy) -> None:
     deployment = deploy(database="mysql", db_proxy=True)

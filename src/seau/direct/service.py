@@ -189,6 +189,7 @@ class DirectUploads:
             created_at=now,
         )
         held = await self._quotas.reserve(owner_id=owner_id, reservation_id=upload_id, size=size)
+        committing = False
         try:
             if in_parts:
                 row.handle = await storage_call(
@@ -200,9 +201,14 @@ class DirectUploads:
                 if in_commit is not None:
                     await session.flush()
                     await in_commit(session, sending)
+                committing = True
                 await session.commit()
         except BaseException:
-            await asyncio.shield(self._undo_creation(row, held.id))
+            # A commit sent with its answer (`in_commit`) may have landed unheard:
+            # a retry would replay that answer, so nothing of the upload is undone
+            # under it (as `FileService._make`); `seau gc` expires it otherwise.
+            if not (committing and in_commit is not None):
+                await asyncio.shield(self._undo_creation(row, held.id))
             raise
         return sending
 

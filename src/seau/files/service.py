@@ -301,18 +301,38 @@ class FileService:
         """One transaction makes the files of ``stored``: their rows, ready, their
         events, ``in_commit``, their quota settled. If it fails, nothing is left:
         the rows go first (a commit whose answer was lost may have landed, and a
-        ready row must never point at missing bytes), then the bytes."""
+        ready row must never point at missing bytes), then the bytes.
+
+        Except when the commit was sent with ``in_commit``'s work (an idempotent
+        request's answer) and its outcome is unknown (the database's answer lost,
+        the unit's time up, the request cancelled): then nothing is undone. Had it
+        landed, a retry would replay the stored answer, and taking the files back
+        under it acknowledged files that no longer existed (bench/scale.py: four
+        uploads in 10,000). Landed, the files are made; not landed, the retry runs
+        again and the bytes and the reservation are the reconciler's (`seau gc`),
+        as after a crash."""
         rows = [one.row for one in stored]
+        committing = False
         try:
             async with self._unit() as session:
                 told = await _insert_rows(session, stored, in_commit=in_commit)
-            if told:
-                self._on_event()
+                committing = True
+                await session.commit()
         except BaseException:
+            if committing and in_commit is not None:
+                log.warning(
+                    "the commit of %d file(s) and their answer may not have landed; "
+                    "left as it is (seau gc removes the bytes if it did not): %s",
+                    len(rows),
+                    ", ".join(str(row.id) for row in rows),
+                )
+                raise
             await self.discard(rows)
             for one in stored:
                 await self._release(one.held)
             raise
+        if told:
+            self._on_event()
         return rows
 
     async def _unstore(self, stored: Sequence[_Stored]) -> None:
@@ -768,7 +788,8 @@ async def _insert_rows(
     *,
     in_commit: InCommit[list[UserFile]] | None,
 ) -> bool:
-    """Returns whether an event was written (`seau.events.outbox.record`)."""
+    """Everything the files' transaction writes, its commit excepted (the caller's).
+    Returns whether an event was written (`seau.events.outbox.record`)."""
     rows = [one.row for one in stored]
     # One prepared Core insert of the table rather than `session.add` or an ORM
     # insert: the rows are complete, and the ORM's bookkeeping was about 8 % of a
@@ -789,7 +810,6 @@ async def _insert_rows(
             size=one.row.size,
             reserved=one.held.reserved,
         )
-    await session.commit()
     return any(told)
 
 

@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from seau.db.models import FileState, Upload, UploadPart, UploadState, User, UserFile
@@ -58,6 +58,25 @@ class Added(enum.Enum):
     """The owner has no usage row yet: make it (`ledger.ensure_row`), then again."""
 
 
+async def lock_owner(session: AsyncSession, owner_id: uuid.UUID) -> None:
+    """Lock the owner's account row until the transaction ends, against another
+    `lock_owner` only (SQLite's one connection runs one unit at a time anyway).
+
+    On PostgreSQL the lock is `FOR NO KEY UPDATE`, which the foreign-key checks of
+    the owner's other writes (a file's row, a reservation, an idempotency record:
+    `FOR KEY SHARE` of the account) pass: with `FOR UPDATE`, every write for the
+    owner waited for the creation's whole transaction, and under load those waits
+    chained past the database timeout (503s in bench/scale.py). MariaDB has no such
+    weaker lock: there it is `FOR UPDATE`, and the owner's writes wait for it.
+    """
+    await session.execute(_LOCK_OWNER, {"owner_id": owner_id})
+
+
+_LOCK_OWNER = (
+    select(User.id).where(User.id == bindparam("owner_id")).with_for_update(key_share=True)
+)
+
+
 async def add(
     session: AsyncSession,
     row: Upload,
@@ -72,14 +91,12 @@ async def add(
     fit in the quota (then nothing is written). ``in_commit`` runs before the commit,
     once the row is in.
 
-    The owner's account row is locked first (`FOR UPDATE` on MariaDB and
-    PostgreSQL; SQLite's one connection runs one unit at a time), so two
-    creations for one owner, on any instances, count one after the other and
-    the cap is exact. The count is read after the lock: on MariaDB's REPEATABLE
-    READ the snapshot starts at the first plain read, so it sees the other's
-    commit.
+    The owner's account row is locked first (`lock_owner`), so two creations for
+    one owner, on any instances, count one after the other and the cap is exact.
+    The count is read after the lock: on MariaDB's REPEATABLE READ the snapshot
+    starts at the first plain read, so it sees the other's commit.
     """
-    await session.execute(select(User.id).where(User.id == row.owner_id).with_for_update())
+    await lock_owner(session, row.owner_id)
     active = await session.scalar(
         select(func.count())
         .select_from(Upload)
