@@ -26,6 +26,7 @@ from tests.faults.harness import (
     upload,
 )
 from tests.support.databases import Kind
+from tests.support.faultproxy import FaultProxy
 
 # Real servers killed and restarted, timeouts waited out: minutes in all.
 pytestmark = pytest.mark.slow
@@ -86,6 +87,25 @@ def test_database_lost_while_the_bytes_stream_answers_503_and_gc_cleans_up(
         assert_invariants(deployment, url=server.url, accounts=[auth], kept={})
 
 
+def _upload_losing_the_commit_reply(
+    url: str, proxy: FaultProxy, headers: dict[str, str], *, name: str, then_refuse: bool
+) -> SlowBody:
+    """A 12 MiB upload whose file-making COMMIT the database applies and whose reply
+    the proxy loses (then refusing connections, if ``then_refuse``): answered a
+    prompt 503. Returns the body sent, for its SHA-256."""
+    body = SlowBody(12 * MiB, trigger=6 * MiB)
+    flight = InFlight(partial(upload, url, headers, name=name, body=body))
+    assert body.reached.wait(30)
+    # The pending row is committed by now: the next COMMIT is the one that marks
+    # the file ready. The database acts on it; seau never hears.
+    proxy.lose_reply_to(b"COMMIT", then_refuse=then_refuse)
+    outcome = flight.result()
+    assert not proxy.armed, "no COMMIT went through the proxy"
+    assert_prompt_503(outcome, code="database_unavailable")
+    proxy.passthrough()
+    return body
+
+
 @pytest.mark.parametrize("database", DATABASES)
 def test_database_commit_with_a_lost_answer_never_leaves_a_ready_file_without_bytes(
     deploy: Deploy, database: Kind
@@ -98,16 +118,9 @@ def test_database_commit_with_a_lost_answer_never_leaves_a_ready_file_without_by
         kept: dict[str, str] = {}
         # First the database is back at once, then it stays away after the commit.
         for then_refuse in (False, True):
-            body = SlowBody(12 * MiB, trigger=6 * MiB)
-            flight = InFlight(partial(upload, server.url, auth, name="unknown.bin", body=body))
-            assert body.reached.wait(30)
-            # The pending row is committed by now: the next COMMIT is the one
-            # that marks the file ready. The database acts on it; seau never hears.
-            proxy.lose_reply_to(b"COMMIT", then_refuse=then_refuse)
-            outcome = flight.result()
-            assert not proxy.armed, "no COMMIT went through the proxy"
-            assert_prompt_503(outcome, code="database_unavailable")
-            proxy.passthrough()
+            body = _upload_losing_the_commit_reply(
+                server.url, proxy, auth, name="unknown.bin", then_refuse=then_refuse
+            )
             rows = [r for r in deployment.rows() if r.id not in kept]
             if then_refuse:
                 # The database applied the commit and seau could not take the
@@ -134,15 +147,9 @@ def test_an_idempotent_upload_whose_commit_answer_was_lost_is_replayed_with_its_
     with deployment.serve() as server:
         auth = sign_up(server.url)
         headers = {**auth, "Idempotency-Key": "lost-commit-answer"}
-        body = SlowBody(12 * MiB, trigger=6 * MiB)
-        flight = InFlight(partial(upload, server.url, headers, name="kept.bin", body=body))
-        assert body.reached.wait(30)
-        proxy.lose_reply_to(b"COMMIT", then_refuse=False)
-        outcome = flight.result()
-        assert not proxy.armed, "no COMMIT went through the proxy"
-        assert_prompt_503(outcome, code="database_unavailable")
-        proxy.passthrough()
-
+        body = _upload_losing_the_commit_reply(
+            server.url, proxy, headers, name="kept.bin", then_refuse=False
+        )
         retry = upload(server.url, headers, name="kept.bin", body=b"the same request again")
         assert retry.error is None, retry.error
         assert retry.response is not None
