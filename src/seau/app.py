@@ -21,7 +21,7 @@ from seau.auth.routes import tokens_router
 from seau.deps import AppState
 from seau.direct.routes import router as direct_router
 from seau.events.routes import router as webhooks_router
-from seau.files.routes import links_router
+from seau.files.routes import ContentLane, links_router
 from seau.files.routes import router as files_router
 from seau.health import ReadinessCheck
 from seau.health import router as health_router
@@ -155,6 +155,13 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.readiness = ReadinessCheck()
     install_security_schemes(app, settings)
     problems.install(app)
+    # Routes are added below; the middleware reads the list when requests come.
+    app.add_middleware(SmallBodyLimit, routes=app.routes)
+    # Downloads answered before the router (`seau.files.routes.ContentLane`): outside the
+    # cap, which it leaves to the routes (it passes a request with a body on), inside
+    # CORS, whose headers its answers need like any other.
+    app.add_middleware(ContentLane)
+    # CORS outside both, so that a browser can read their refusals (a 413) too.
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -180,8 +187,6 @@ def create_app(settings: Settings) -> FastAPI:
                 *TUS_RESPONSE_HEADERS,
             ],
         )
-    # Routes are added below; the middleware reads the list when requests come.
-    app.add_middleware(SmallBodyLimit, routes=app.routes)
     # Outermost, so that even errors rendered by inner layers carry the request id.
     app.add_middleware(ObservabilityMiddleware, metrics=metrics)
     app.include_router(auth_router)

@@ -84,7 +84,7 @@ async def current_principal(
     """The verified caller, holding every scope the route declares (RFC 6750 errors:
     401 for no or a bad token, 403 `insufficient_scope` for a missing scope). Runs
     before the route reads any of the body."""
-    return await _verified(security_scopes, request, state, token, fold=False)
+    return await verified(security_scopes, request, state, token, fold=False)
 
 
 async def folding_principal(
@@ -97,10 +97,10 @@ async def folding_principal(
     to the route's own statement (`Principal.pending`, `seau.auth.owner_check`):
     one trip to the database per request instead of two. Only for routes whose
     service takes ``pending`` and folds it in."""
-    return await _verified(security_scopes, request, state, token, fold=True)
+    return await verified(security_scopes, request, state, token, fold=True)
 
 
-async def _verified(
+async def verified(
     security_scopes: SecurityScopes,
     request: Request,
     state: AppState,
@@ -108,6 +108,8 @@ async def _verified(
     *,
     fold: bool,
 ) -> Principal:
+    """The checks of `current_principal` / `folding_principal`, for code that runs
+    them outside FastAPI's dependency solving (`seau.files.routes.ContentLane`)."""
     if not token:
         raise NotAuthenticated("a bearer token is required")
     principal = await state.authenticator.authenticate(

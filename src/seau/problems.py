@@ -115,6 +115,12 @@ async def owner_first(request: Request, status: int) -> SeauError | None:
 
 async def _seau_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, SeauError)
+    return await error_response(request, exc)
+
+
+async def error_response(request: Request, exc: SeauError) -> Response:
+    """The problem document for ``exc``, as the app's handler renders it: for code
+    that answers before the app's exception handlers (`seau.files.routes.ContentLane`)."""
     exc = await owner_first(request, exc.status) or exc
     if isinstance(exc, ServiceUnavailable):
         state = getattr(request.app.state, "seau", None)

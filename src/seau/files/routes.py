@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from fastapi.security import SecurityScopes
 from starlette.requests import ClientDisconnect
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from seau.auth.principal import Principal
+from seau.auth.principal import Scope as AccessScope
 from seau.db.models import UserFile
 from seau.deps import (
+    AppState,
     FilesDep,
     FilesReader,
     FilesReaderFolded,
     FilesWriterFolded,
     LinksDep,
     StateDep,
+    verified,
 )
 from seau.errors import (
     BadRequest,
@@ -40,6 +45,7 @@ from seau.errors import (
     QuotaExceeded,
     RangeNotSatisfiable,
     RejectedByHook,
+    SeauError,
     StorageUnavailableError,
     SubjectRequired,
     TokenExpired,
@@ -69,7 +75,7 @@ from seau.files.service import (
 )
 from seau.idempotent import IDEMPOTENCY_ERRORS, IDEMPOTENCY_KEY, Once, once
 from seau.limits import streams_body
-from seau.problems import problem_responses
+from seau.problems import error_response, problem_responses
 from seau.proxy import public_url
 from seau.settings import Settings
 from seau.storage import ByteStream
@@ -544,6 +550,83 @@ async def _then(first: bytes, second: bytes, rest: AsyncGenerator[bytes]) -> Asy
             yield chunk
     finally:
         await rest.aclose()
+
+
+_CONTENT_PATH = re.compile(r"/api/v1/files/([^/]+)/content")
+_DISPOSITIONS = {
+    b"": "attachment",
+    b"disposition=attachment": "attachment",
+    b"disposition=inline": "inline",
+}
+_READ = SecurityScopes([AccessScope.FILES_READ])
+
+
+class ContentLane:
+    """GET and HEAD of a file's content, answered without FastAPI's routing and
+    dependency solving: the most frequent request of all, and the one where those
+    layers cost the most next to the work itself (docs/benchmarks.md). The routes
+    `download` and `download_head` above declare the operation to OpenAPI and answer
+    every request the lane passes on: one without a bearer token, with a body, with a
+    query other than one `disposition`, under a root path, or a GET on a server that
+    redirects downloads. Both run the same checks (`seau.deps.verified`), the same
+    statement and the same `_serve`; errors are rendered by the app's own renderer
+    (tests/api/test_content_lane.py holds the two to the same answers)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        # The routes the lane answers for: the metrics and the access log name a
+        # request by its route.
+        self._routes = {
+            method: route
+            for route in router.routes
+            for method, endpoint in (("GET", download), ("HEAD", download_head))
+            if getattr(route, "endpoint", None) is endpoint
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        lane = self._take(scope)
+        if lane is None:
+            await self.app(scope, receive, send)
+            return
+        file_id, disposition, token = lane
+        state: AppState = scope["app"].state.seau
+        with_body = scope["method"] == "GET"
+        if with_body and state.settings.download_redirect:
+            await self.app(scope, receive, send)
+            return
+        scope["route"] = self._routes[scope["method"]]
+        request = Request(scope, receive)
+        try:
+            caller = await verified(_READ, request, state, token, fold=True)
+            response = await _content(
+                request, file_id, caller, state.files, disposition, with_body=with_body
+            )
+        except SeauError as error:
+            response = await error_response(request, error)
+        await response(scope, receive, send)
+
+    @staticmethod
+    def _take(scope: Scope) -> tuple[str, str, str] | None:
+        if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD"):
+            return None
+        if scope.get("root_path"):
+            return None
+        match = _CONTENT_PATH.fullmatch(scope["path"])
+        disposition = _DISPOSITIONS.get(scope["query_string"])
+        if match is None or disposition is None:
+            return None
+        token = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                scheme, _, credentials = value.partition(b" ")
+                if scheme.lower() != b"bearer" or not credentials or token is not None:
+                    return None
+                token = credentials.decode("latin-1")
+            elif name in (b"content-length", b"transfer-encoding") and value != b"0":
+                return None
+        if token is None:
+            return None
+        return match.group(1), disposition, token
 
 
 # -- download links ------------------------------------------------------------
