@@ -15,8 +15,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, bindparam, exists, select
+from sqlalchemy import ColumnElement, Connection, bindparam, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from seau.db.engine import READ_HERE
 from seau.db.models import User
@@ -52,4 +53,10 @@ class OwnerCheck:
         """`InvalidToken` unless the rule holds: after a folded statement found
         nothing, whether that was the token or the row."""
         if not (await session.execute(_CONFIRM, self.params())).scalar():
+            raise InvalidToken("the token is not valid")
+
+    def confirm_in(self, executor: Connection | Session) -> None:
+        """`confirm`, inside a synchronous unit (`AsyncSession.run_sync`,
+        `AsyncConnection.run_sync`)."""
+        if not executor.execute(_CONFIRM, self.params()).scalar():
             raise InvalidToken("the token is not valid")

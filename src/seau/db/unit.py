@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import TypeVar
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from seau.db.engine import DEADLINE, disarm
 from seau.errors import DatabaseUnavailable
@@ -54,7 +54,7 @@ async def unit_of_work(
     database (an `IntegrityError`, a seau error) pass through unchanged.
     """
     deadline = asyncio.get_running_loop().time() + timeout_seconds
-    try:
+    with _database_errors(timeout_seconds):
         async with (
             asyncio.timeout_at(deadline),
             sessions(info={DEADLINE: deadline}) as session,
@@ -65,6 +65,27 @@ async def unit_of_work(
                 # Before the session closes: once its connection is back in the
                 # pool, an interrupt could only hit someone else's statement.
                 disarm(session)
+
+
+@asynccontextmanager
+async def read_unit(
+    engine: AsyncEngine, *, timeout_seconds: float
+) -> AsyncIterator[AsyncConnection]:
+    """A connection, without a session, for a read of rows by their key: bounded in
+    time and mapped to `DatabaseUnavailable` as `unit_of_work` is, at about two
+    thirds of its cost (no session, its transaction state and its close). Its work
+    is one `AsyncConnection.run_sync`, whose statements are marked `READ_HERE`: on
+    SQLite they run on the event loop's thread, where no interrupt could stop them
+    and none is needed (`seau.db.engine`)."""
+    with _database_errors(timeout_seconds):
+        async with asyncio.timeout(timeout_seconds), engine.connect() as connection:
+            yield connection
+
+
+@contextmanager
+def _database_errors(timeout_seconds: float) -> Iterator[None]:
+    try:
+        yield
     except TimeoutError as exc:
         log.warning("database did not answer within %.1f s", timeout_seconds)
         raise DatabaseUnavailable("the database did not answer in time") from exc

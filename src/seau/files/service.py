@@ -42,15 +42,16 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.engine import Result, Row
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.engine import Connection, Result, Row
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from seau.auth.owner_check import HOLDS, OwnerCheck
 from seau.db.base import utcnow
 from seau.db.engine import READ_HERE
 from seau.db.models import NAME_SEARCH_TABLE, FileState, UserFile
-from seau.db.unit import DEFAULT_TIMEOUT_SECONDS, InCommit, unit_of_work
+from seau.db.unit import DEFAULT_TIMEOUT_SECONDS, InCommit, read_unit, unit_of_work
 from seau.errors import (
     DatabaseUnavailable,
     FileNotFound,
@@ -178,6 +179,9 @@ class FileService:
         self._pre_upload = pre_upload
         self._db_timeout = db_timeout
         self._sessions = sessions
+        engine = sessions.kw["bind"]
+        assert isinstance(engine, AsyncEngine)
+        self._engine = engine
         self._search_sessions = search_sessions or sessions
         self._search_timeout = search_timeout
         self._search_slots = asyncio.Semaphore(SEARCH_CONCURRENCY)
@@ -545,8 +549,8 @@ class FileService:
 
         A row of the table's columns, not an ORM object: loading one was about a
         tenth of a small download's event-loop time, and nothing here changes it."""
-        async with self._unit() as session:
-            return await self._owned(session, owner_id=owner_id, file_id=file_id, pending=pending)
+        async with read_unit(self._engine, timeout_seconds=self._db_timeout) as connection:
+            return await connection.run_sync(_owned, owner_id, file_id, pending)
 
     async def open_content(
         self, row: StoredFile, *, start: int = 0, end: int | None = None
@@ -662,26 +666,36 @@ class FileService:
         file_id: str,
         pending: OwnerCheck | None = None,
     ) -> StoredFile:
-        """The ready file ``file_id`` of ``owner_id``; anything else is "not found"
-        (once a ``pending`` owner check is known to hold: a bad token says so first)."""
-        try:
-            params: dict[str, object] = {"file_id": uuid.UUID(file_id), "owner_id": owner_id}
-        except ValueError:
-            row = None
-        else:
-            if pending is None:
-                row = (await session.execute(_OWNED, params)).first()
-            else:
-                params.update(pending.params())
-                row = (await session.execute(_OWNED_CHECKED, params)).first()
-        if row is None:
-            if pending is not None:
-                await pending.confirm(session)
-            raise FileNotFound()
-        return cast(StoredFile, row)
+        return await session.run_sync(_owned, owner_id, file_id, pending)
 
     def _unit(self) -> AbstractAsyncContextManager[AsyncSession]:
         return unit_of_work(self._sessions, timeout_seconds=self._db_timeout)
+
+
+def _owned(
+    executor: Connection | Session,
+    owner_id: uuid.UUID,
+    file_id: str,
+    pending: OwnerCheck | None,
+) -> StoredFile:
+    """The ready file ``file_id`` of ``owner_id``; anything else is "not found"
+    (once a ``pending`` owner check is known to hold: a bad token says so first).
+    Synchronous, for one `run_sync` of a session or a bare connection."""
+    try:
+        params: dict[str, object] = {"file_id": uuid.UUID(file_id), "owner_id": owner_id}
+    except ValueError:
+        row = None
+    else:
+        if pending is None:
+            row = executor.execute(_OWNED, params).first()
+        else:
+            params.update(pending.params())
+            row = executor.execute(_OWNED_CHECKED, params).first()
+    if row is None:
+        if pending is not None:
+            pending.confirm_in(executor)
+        raise FileNotFound()
+    return cast(StoredFile, row)
 
 
 _FILE_TABLE = UserFile.metadata.tables[UserFile.__tablename__]
