@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -46,3 +47,27 @@ async def test_an_unusable_storage_url_fails_before_anything_is_yielded(tmp_path
     with pytest.raises(ValueError, match="names no bucket"):
         async with open_parts(settings):
             pytest.fail("no parts for an unusable store")
+
+
+@pytest.mark.parametrize(("on_loop", "trips"), [(None, 0), (0, 1)])
+async def test_small_local_reads_leave_the_event_loop_only_when_set_to(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, on_loop: int | None, trips: int
+) -> None:
+    if on_loop is not None:
+        monkeypatch.setenv("SEAU_LOCAL_READ_ON_LOOP_BYTES", str(on_loop))
+    settings = Settings(data_dir=tmp_path, secret_key=SECRET)
+    async with open_parts(settings, migrate=True) as parts:
+        await parts.store.put("files/ab/cd", _bytes(b"small"))
+        calls: list[object] = []
+        real = asyncio.to_thread
+
+        async def counting(
+            function: Callable[..., object], /, *args: object, **kw: object
+        ) -> object:
+            calls.append(function)
+            return await real(function, *args, **kw)
+
+        monkeypatch.setattr(asyncio, "to_thread", counting)
+        stream = await parts.store.get("files/ab/cd")
+        assert b"".join([piece async for piece in stream]) == b"small"
+    assert len(calls) == trips

@@ -82,6 +82,12 @@ class Settings(BaseSettings):
     max_name_length: Annotated[int, Field(gt=0, le=255)] = 255
     max_page_size: Annotated[int, Field(gt=0, le=10_000)] = 1000
     storage_timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
+    local_read_on_loop_bytes: Annotated[int, Field(ge=0, le=16 * MiB)] = Field(
+        default=64 * 1024,
+        description="Local store: a download of at most this many bytes is read on the "
+        "event loop, without a trip to a worker thread; 0 reads every file in threads "
+        "(set it on network filesystems such as NFS, where a read can stall).",
+    )
     database_timeout_seconds: Annotated[float, Field(gt=0)] = Field(
         default=10.0,
         description="Longest a unit of database work may take before the request "

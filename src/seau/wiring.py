@@ -149,7 +149,10 @@ async def open_storage(settings: Settings) -> AsyncIterator[Store]:
     that names no usable store.
     """
     store = open_store(
-        settings.effective_storage_url, s3=s3_options(settings), data_dir=settings.data_dir
+        settings.effective_storage_url,
+        s3=s3_options(settings),
+        data_dir=settings.data_dir,
+        read_on_loop_bytes=settings.local_read_on_loop_bytes,
     )
     try:
         yield store

@@ -61,6 +61,8 @@ def ceph_bucket(ceph_server: CephCluster) -> str:
     params=[
         "memory",
         "local",
+        # Every read in a worker thread, none on the event loop (`read_on_loop_bytes`).
+        "local-threads",
         pytest.param("s3", marks=pytest.mark.s3),
         pytest.param("ceph", marks=[pytest.mark.s3, pytest.mark.ceph]),
     ],
@@ -69,11 +71,11 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
     name: str = request.param
     if name == "memory":
         built = Backend(name, MemoryObjectStore(), leftovers=list)
-    elif name == "local":
+    elif name in ("local", "local-threads"):
         root = tmp_path / "objects"
         built = Backend(
             name,
-            LocalFileStore(root),
+            LocalFileStore(root, read_on_loop_bytes=0 if name == "local-threads" else 1024),
             leftovers=lambda: sorted(p.name for p in (root / TEMP_DIR_NAME).glob("*")),
         )
     else:

@@ -294,9 +294,11 @@ class ThreadCalls:
         self.count = 0
         real = asyncio.to_thread
 
-        async def counting(function: Callable[..., object], /, *args: object) -> object:
+        async def counting(
+            function: Callable[..., object], /, *args: object, **kwargs: object
+        ) -> object:
             self.count += 1
-            return await real(function, *args)
+            return await real(function, *args, **kwargs)
 
         monkeypatch.setattr(asyncio, "to_thread", counting)
 
@@ -336,16 +338,37 @@ async def test_a_cancelled_small_put_leaves_nothing(
     assert names_in(root / TEMP_DIR_NAME) == []
 
 
-async def test_a_small_read_is_one_thread_call_and_holds_no_descriptor(
-    store: LocalFileStore, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(("on_loop", "trips"), [(64 * 1024, 0), (6, 0), (5, 1), (0, 1)])
+async def test_a_small_read_is_made_on_the_loop_or_in_one_thread_call_and_holds_no_descriptor(
+    root: Path, monkeypatch: pytest.MonkeyPatch, on_loop: int, trips: int
 ) -> None:
+    store = LocalFileStore(root, read_on_loop_bytes=on_loop)
     await store.put("k", chunks(b"small object"))
     before = open_fds()
     calls = ThreadCalls(monkeypatch)
     stream = await store.get("k", start=6)
-    assert open_fds() == before, "a range read whole at open is closed at once"
+    if trips == 0:
+        assert open_fds() == before, "a range read whole at open is closed at once"
     assert await read_all(stream) == b"object"
-    assert calls.count == 1
+    assert calls.count == trips
+    assert open_fds() == before
+
+
+async def test_a_range_longer_than_the_loop_reads_is_read_in_threads_from_its_first_byte(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = LocalFileStore(root, read_on_loop_bytes=1000, read_chunk_size=4096)
+    data = pattern(10_000)
+    await store.put("k", chunks(data))
+    before = open_fds()
+    calls = ThreadCalls(monkeypatch)
+    stream = await store.get("k", start=1)
+    assert calls.count == 0, "opened on the loop, nothing read yet"
+    pieces = [piece async for piece in stream]
+    assert b"".join(pieces) == data[1:]
+    assert [len(piece) for piece in pieces] == [4096, 4096, 1807]
+    assert calls.count == 3
+    assert open_fds() == before
 
 
 async def test_the_next_chunk_is_read_while_the_caller_holds_this_one(

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import functools
 import os
+import stat
 from collections.abc import AsyncIterable, Callable
 from pathlib import Path
 from typing import ParamSpec, TypeVar
@@ -58,15 +59,37 @@ class RootDirectory:
         """The file for ``key``, refusing any path that leaves the root.
 
         Keys are validated already; resolving again catches a symlink inside the
-        root that points outside it. Blocking: call it from a worker thread.
+        root that points outside it. Blocking (an `lstat` per component of the
+        key): a worker thread's, or part of a small read on the event loop.
         """
         root = self.resolved()
-        path = (root / key).resolve()
+        path = _plain_path(root, key) or (root / key).resolve()
         if path == root or not path.is_relative_to(root):
             raise InvalidKey(f"key resolves outside the store root: {key!r}")
         if path.relative_to(root).parts[0] == TEMP_DIR_NAME:
             raise InvalidKey(f"key resolves into the temp directory: {key!r}")
         return path
+
+
+def _plain_path(root: Path, key: str) -> Path | None:
+    """``root/key`` when none of the key's existing components is a symbolic link
+    (nothing to resolve: `Path.resolve` would return it unchanged), else None.
+
+    One `lstat` per component of the key, against `Path.resolve`'s one per
+    component of the whole path and its pure-Python walk: 8 against 32 us per key
+    here, for every read and write of the local store."""
+    path = str(root)
+    for part in key.split("/"):
+        if part in ("", ".", ".."):
+            return None
+        path = os.path.join(path, part)
+        try:
+            mode = os.lstat(path).st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            break  # what does not exist links nowhere
+        if stat.S_ISLNK(mode):
+            return None
+    return root / key
 
 
 def check_key(key: str) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from seau.storage.direct import DirectTarget, UploadSigner
-from seau.storage.local import LocalFileStore
+from seau.storage.local import READ_ON_LOOP_BYTES, LocalFileStore
 from seau.storage.local_direct import LocalDirectUploads
 from seau.storage.local_staging import LocalUploadStaging
 from seau.storage.memory import MemoryObjectStore
@@ -36,12 +36,19 @@ __all__ = [
 _SUPPORTED = "file:///ABSOLUTE/PATH, a plain path, s3://BUCKET[/PREFIX] or memory://"
 
 
-def open_store(url: str, *, s3: S3Options | None = None, data_dir: Path | None = None) -> Store:
+def open_store(
+    url: str,
+    *,
+    s3: S3Options | None = None,
+    data_dir: Path | None = None,
+    read_on_loop_bytes: int = READ_ON_LOOP_BYTES,
+) -> Store:
     """Build the store ``url`` names. Nothing is read or written until first use.
 
     - ``file:///abs/path`` or a plain path: a `LocalFileStore`. A relative path
       (plain, ``file:relative`` or ``file://relative/path``) is taken relative to
-      ``data_dir``, and is an error without one.
+      ``data_dir``, and is an error without one. ``read_on_loop_bytes`` goes to
+      its constructor.
     - ``s3://BUCKET[/PREFIX]``: an `ObstoreS3Store`; bucket and prefix come from the
       URL, everything else (endpoint, credentials, timeouts) from ``s3``.
     - ``memory://``: a `MemoryObjectStore`, for tests.
@@ -49,7 +56,9 @@ def open_store(url: str, *, s3: S3Options | None = None, data_dir: Path | None =
     if not url.strip():
         raise ValueError(f"storage URL is empty; expected {_SUPPORTED}")
     if "://" not in url and not url.startswith("file:"):
-        return LocalFileStore(_local_path(url, data_dir=data_dir, url=url))
+        return LocalFileStore(
+            _local_path(url, data_dir=data_dir, url=url), read_on_loop_bytes=read_on_loop_bytes
+        )
     parts = urlsplit(url)
     if parts.query or parts.fragment:
         raise ValueError(f"storage URL {url!r} must not have a query or fragment")
@@ -58,7 +67,9 @@ def open_store(url: str, *, s3: S3Options | None = None, data_dir: Path | None =
         # RFC 8089 allows "localhost" as the host of a local absolute path.
         host = "" if parts.netloc.lower() == "localhost" else parts.netloc
         path = unquote(host + parts.path)
-        return LocalFileStore(_local_path(path, data_dir=data_dir, url=url))
+        return LocalFileStore(
+            _local_path(path, data_dir=data_dir, url=url), read_on_loop_bytes=read_on_loop_bytes
+        )
     if scheme == "s3":
         if not parts.netloc:
             raise ValueError(f"storage URL {url!r} names no bucket; expected s3://BUCKET[/PREFIX]")

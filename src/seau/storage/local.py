@@ -42,6 +42,8 @@ from seau.storage.errors import InvalidKey, ObjectNotFound, StorageUnavailable
 from seau.storage.keys import check_range, prefix_directory
 from seau.storage.protocol import ByteStream, ObjectInfo
 
+READ_ON_LOOP_BYTES = 64 * 1024
+"""The default of `LocalFileStore`'s ``read_on_loop_bytes``."""
 _TEMP_SUFFIX = ".part"
 _LIST_BATCH = 1000
 _MISSING = (FileNotFoundError, NotADirectoryError)
@@ -61,12 +63,20 @@ class LocalFileStore:
         *,
         write_buffer_size: int = MiB,
         read_chunk_size: int = MiB,
+        read_on_loop_bytes: int = READ_ON_LOOP_BYTES,
     ) -> None:
+        """``read_on_loop_bytes``: a read of at most this many bytes is made on the
+        event loop's thread (the file's open and `fstat` too, for every read); 0
+        makes every read in a worker thread (docs/decisions.md, "Small reads of the
+        local store on the event loop")."""
         if write_buffer_size <= 0 or read_chunk_size <= 0:
             raise ValueError("buffer sizes must be positive")
+        if read_on_loop_bytes < 0:
+            raise ValueError("read_on_loop_bytes must not be negative")
         self._directory = RootDirectory(root)
         self._write_buffer_size = write_buffer_size
         self._read_chunk_size = read_chunk_size
+        self._read_on_loop_bytes = read_on_loop_bytes
 
     @property
     def root(self) -> Path:
@@ -145,12 +155,36 @@ class LocalFileStore:
     async def get(self, key: str, *, start: int = 0, end: int | None = None) -> ByteStream:
         check_key(key)
         check_range(start, end)
-        opened = await run_owning(self._open_for_reading, _close_opened, key, start, end)
+        if self._read_on_loop_bytes:
+            # A trip to a worker thread and back cost more CPU than the whole rest
+            # of a small download (docs/benchmarks.md, change 17). Opening a file
+            # and reading a few pages of it are what nginx does on its event loop
+            # by default; a longer range is read in worker threads from its first
+            # byte, and no await comes between the open and the stream that owns it.
+            try:
+                opened = self._open_for_reading(
+                    key, start, end, first=self._read_on_loop_bytes, whole_only=True
+                )
+            except OSError as exc:
+                raise StorageUnavailable(f"local store: {exc}") from exc
+        else:
+            opened = await run_owning(
+                self._open_for_reading,
+                _close_opened,
+                key,
+                start,
+                end,
+                first=self._read_chunk_size,
+                whole_only=False,
+            )
         return _FileByteStream(opened, chunk=self._read_chunk_size)
 
-    def _open_for_reading(self, key: str, start: int, end: int | None) -> _Opened:
-        """Open ``key`` and read its first chunk in the same thread call; a range
-        that fits that chunk (most small files) is closed again at once."""
+    def _open_for_reading(
+        self, key: str, start: int, end: int | None, *, first: int, whole_only: bool
+    ) -> _Opened:
+        """Open ``key`` and read the first ``first`` bytes of the range (with
+        ``whole_only``, all of it if it fits in ``first``, else none); a range read
+        whole is closed again at once."""
         path = self._directory.file_for(key)
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -162,8 +196,10 @@ class LocalFileStore:
                 raise ObjectNotFound(key)
             stop = info.st_size if end is None else min(end, info.st_size)
             start = min(start, stop)
-            first = _pread_exactly(fd, min(self._read_chunk_size, stop - start), start)
-            position = start + len(first)
+            size = stop - start
+            read = 0 if whole_only and size > first else min(first, size)
+            data = _pread_exactly(fd, read, start)
+            position = start + len(data)
             if position >= stop:
                 os.close(fd)
                 fd = -1
@@ -171,7 +207,7 @@ class LocalFileStore:
             if fd >= 0:
                 os.close(fd)
             raise
-        return _Opened(fd=fd, first=first, position=position, stop=stop)
+        return _Opened(fd=fd, first=data, position=position, stop=stop)
 
     async def head(self, key: str) -> ObjectInfo:
         check_key(key)
@@ -362,6 +398,10 @@ class _FileByteStream:
             data, self._first = self._first, b""
             self._read_ahead()
             return data
+        if self._ahead is None:
+            # Opened with nothing read yet (a long range opened on the event loop):
+            # its first chunk is read now. Nothing is started when done or closed.
+            self._read_ahead()
         ahead, self._ahead = self._ahead, None
         if ahead is None:
             # Done, or closed early: like an async generator after `aclose`.
@@ -386,7 +426,12 @@ class _FileByteStream:
         with self._lock:
             if self._fd < 0:
                 raise StorageUnavailable("local store: read after close")
-            return _pread_exactly(self._fd, size, offset)
+            data = _pread_exactly(self._fd, size, offset)
+            if offset + size >= self._stop:
+                # The last chunk: closed in the same thread call, not in another.
+                os.close(self._fd)
+                self._fd = -1
+            return data
 
     async def aclose(self) -> None:
         ahead, self._ahead = self._ahead, None
