@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import URL, make_url
@@ -20,7 +21,13 @@ from seau.events import repository
 from seau.events.dispatcher import RetryPolicy
 from seau.events.types import EventType
 from seau.wiring import Parts
-from tests.events.conftest import deliveries_left, dispatcher, make_owner, running
+from tests.events.conftest import (
+    deliveries_left,
+    dispatcher,
+    make_owner,
+    open_test_parts,
+    running,
+)
 from tests.support.faultproxy import FaultProxy
 from tests.support.webhook_receiver import Receiver
 
@@ -79,6 +86,40 @@ async def test_a_receiver_down_then_up_gets_every_event_with_its_first_id(
         await receiver.wait_for(lambda r: len(set(r.delivered())) == 20)
     first_ids = {r.id for r in receiver.got if r.status == 503}
     assert first_ids == set(receiver.delivered())
+    assert receiver.refused == []
+
+
+async def test_a_receiver_down_for_a_minute_has_every_event_within_a_minute_of_coming_back(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """The issue's outage at the real retry policy (not the tests' fast one): 503 for
+    60 s, then 200. Each event's retries back off from a second to the 60 s cap, so
+    the last refused attempt schedules the next at most 72 s (the cap plus its 20 %
+    jitter) ahead; every event arrives within that of the receiver coming back, with
+    the id of its first attempt. The database is not what is tested: SQLite only."""
+    async with open_test_parts("sqlite", tmp_path, receiver=True) as parts:
+        owner = await make_owner(parts)
+        await _uploads(parts, owner, 5)
+        up_at = time.monotonic() + 60
+        accepted_at: dict[str, float] = {}
+
+        def answer(event_id: str) -> int:
+            now = time.monotonic()
+            if now < up_at:
+                return 503
+            accepted_at.setdefault(event_id, now)
+            return 200
+
+        receiver.answer = answer
+        async with running(dispatcher(parts, receiver, retry=RetryPolicy())):
+            await receiver.wait_for(lambda r: len(set(r.delivered())) == 5, seconds=60 + 90)
+        assert await deliveries_left(parts) == 0
+    refused = [r for r in receiver.got if r.status == 503]
+    first_ids = {r.id for r in refused}
+    assert first_ids == set(receiver.delivered()) == set(accepted_at)
+    assert len(refused) >= 5 * 5, "each event was retried through the minute"
+    late = max(accepted_at.values()) - up_at
+    assert late <= 60 * 1.2 + 3, f"the last event came {late:.1f} s after the receiver did"
     assert receiver.refused == []
 
 
