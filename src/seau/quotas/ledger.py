@@ -354,12 +354,19 @@ async def release(session: AsyncSession, reservation_id: uuid.UUID) -> None:
 
 async def forget_file(session: AsyncSession, *, owner_id: uuid.UUID, size: int) -> None:
     """A ready file's row was deleted in this transaction."""
-    c = _USAGE.c
-    await session.execute(
-        update(_USAGE)
-        .where(c.owner_id == owner_id)
-        .values(used_bytes=c.used_bytes - size, used_files=c.used_files - 1)
+    await session.execute(_FORGET_FILE, {"p_owner": owner_id, "p_size": size})
+
+
+# Built once, like the statements above: assembling it and making its cache key was
+# about a tenth of a delete's event-loop time.
+_FORGET_FILE = (
+    update(_USAGE)
+    .where(_USAGE.c.owner_id == _P_OWNER)
+    .values(
+        used_bytes=_USAGE.c.used_bytes - bindparam("p_size", type_=_USAGE.c.used_bytes.type),
+        used_files=_USAGE.c.used_files - 1,
     )
+)
 
 
 async def recount(session: AsyncSession, owner_id: uuid.UUID) -> None:
