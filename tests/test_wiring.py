@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from seau.settings import Settings
 from seau.wiring import open_parts
+from tests.support.threads import ThreadCalls
 
 SECRET = "k" * 40
 
@@ -58,16 +58,7 @@ async def test_small_local_reads_leave_the_event_loop_only_when_set_to(
     settings = Settings(data_dir=tmp_path, secret_key=SECRET)
     async with open_parts(settings, migrate=True) as parts:
         await parts.store.put("files/ab/cd", _bytes(b"small"))
-        calls: list[object] = []
-        real = asyncio.to_thread
-
-        async def counting(
-            function: Callable[..., object], /, *args: object, **kw: object
-        ) -> object:
-            calls.append(function)
-            return await real(function, *args, **kw)
-
-        monkeypatch.setattr(asyncio, "to_thread", counting)
+        calls = ThreadCalls(monkeypatch)
         stream = await parts.store.get("files/ab/cd")
         assert b"".join([piece async for piece in stream]) == b"small"
-    assert len(calls) == trips
+    assert calls.count == trips

@@ -18,6 +18,7 @@ from seau.storage import InvalidKey, ObjectNotFound, StorageUnavailable
 from seau.storage._disk import TEMP_DIR_NAME
 from seau.storage.local import LocalFileStore
 from tests.storage.helpers import MiB, chunks, pattern, read_all
+from tests.support.threads import ThreadCalls
 
 
 @pytest.fixture
@@ -285,22 +286,6 @@ async def test_sweep_removes_only_old_temp_files(store: LocalFileStore, root: Pa
     assert await store.sweep_temp_files(older_than=timedelta(minutes=10)) == 1
     assert names_in(temp_dir) == ["fresh.part"]
     assert await read_all(await store.get("k")) == b"x"
-
-
-class ThreadCalls:
-    """Counts the store's trips to a worker thread."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.count = 0
-        real = asyncio.to_thread
-
-        async def counting(
-            function: Callable[..., object], /, *args: object, **kwargs: object
-        ) -> object:
-            self.count += 1
-            return await real(function, *args, **kwargs)
-
-        monkeypatch.setattr(asyncio, "to_thread", counting)
 
 
 async def test_an_object_that_fits_one_buffer_is_written_in_one_thread_call(

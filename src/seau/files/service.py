@@ -717,9 +717,8 @@ _RENAME = (
     .values(name=bindparam("name"), updated_at=bindparam("updated_at"))
 )
 _INSERT_FILE = insert(_FILE_TABLE)
-# A Core delete of the table: the ORM's bulk delete (its session synchronization and
-# compile state) and a statement assembled per request were a fifth of a delete's
-# event-loop samples.
+# A Core delete of the table, built once: not the ORM's bulk delete (its session
+# synchronization and compile state), nor a statement assembled per request.
 _DELETE_FILE = delete(_FILE_TABLE).where(_FILE_TABLE.c.id == bindparam("file_id"))
 # What a page shows of each file (`seau.files.schemas.FileRead`), and no more.
 _LISTED = [

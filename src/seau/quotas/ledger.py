@@ -357,8 +357,8 @@ async def forget_file(session: AsyncSession, *, owner_id: uuid.UUID, size: int) 
     await session.execute(_FORGET_FILE, {"p_owner": owner_id, "p_size": size})
 
 
-# Built once, like the statements above: assembling it and making its cache key was
-# about a tenth of a delete's event-loop time.
+# Built once, like the statements above, not assembled (and its cache key made) per
+# delete.
 _FORGET_FILE = (
     update(_USAGE)
     .where(_USAGE.c.owner_id == _P_OWNER)
