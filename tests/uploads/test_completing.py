@@ -20,7 +20,7 @@ from sqlalchemy import update
 
 from seau.db.base import utcnow
 from seau.db.models import Upload, UploadState
-from seau.uploads.service import UploadService
+from seau.uploads.steps import UploadSteps
 from tests.conftest import Running
 from tests.uploads.helpers import TUS, assert_head_problem, create, patch, upload_id
 
@@ -38,11 +38,11 @@ async def test_head_does_not_call_an_upload_complete_before_its_file_exists(
     data = b"the last byte is on its way"
     location = await create(client, auth, length=len(data))
 
-    async def dies(self: UploadService, *args: Any) -> Upload:
+    async def dies(self: UploadSteps, *args: Any) -> Upload:
         raise Killed
 
     with monkeypatch.context() as patched:
-        patched.setattr(UploadService, "_complete", dies)
+        patched.setattr(UploadSteps, "complete", dies)
         with pytest.raises(Killed):
             await patch(client, auth, location, offset=0, data=data)
     # The dead request's lease is still live, as a SIGKILLed process leaves it.

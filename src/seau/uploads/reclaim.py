@@ -34,7 +34,7 @@ RECLAIM_LEASE = timedelta(minutes=5)
 _BATCH = 500
 
 Complete = Callable[[Lease, Upload, Staged], Awaitable[Upload]]
-"""Makes a `completing` upload a file under the caller's lease (`UploadService._complete`)."""
+"""Makes a `completing` upload a file under the caller's lease (`UploadSteps.complete`)."""
 
 
 async def remove_data(
