@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,7 +14,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, func, inspect, select, text
+from sqlalchemy import Connection, event, func, inspect, select, text
 
 from seau.db.base import Base, UTCDateTime
 from seau.db.engine import create_engine
@@ -323,3 +326,47 @@ async def test_0005_makes_every_account_an_owner_and_keeps_every_row(
                 assert hits == 12
             finally:
                 await service_engine.dispose()
+
+
+@pytest.mark.parametrize("kind", ["mysql", "postgresql"])
+async def test_an_instance_starting_during_a_migration_waits_for_its_commit(
+    kind: Kind, tmp_path: Path
+) -> None:
+    """Instances started together on a fresh database: one migrates, the others wait
+    for its commit and find nothing left to do. A second instance is started while
+    the first is about to commit (held there half a second): it must not see the
+    database as it was before the migration. (On MariaDB the lock was once released
+    before the last step's commit, and an instance starting then ran that step
+    again: "Table 'idempotency_record' already exists", seen in CI.)"""
+    with scratch_database(kind, tmp_path) as url:
+        engine = create_engine(url)
+        second: list[BaseException | None] = []
+
+        def run_second() -> None:
+            async def upgrade_once() -> None:
+                other = create_engine(url)
+                try:
+                    await upgrade(other)
+                finally:
+                    await other.dispose()
+
+            try:
+                asyncio.run(upgrade_once())
+                second.append(None)
+            except BaseException as exc:
+                second.append(exc)
+
+        thread = threading.Thread(target=run_second)
+
+        def on_commit(_connection: object) -> None:
+            if not thread.is_alive() and not second:
+                thread.start()
+                time.sleep(0.5)  # the second instance asks for the lock meanwhile
+
+        event.listen(engine.sync_engine, "commit", on_commit)
+        try:
+            await upgrade(engine)
+        finally:
+            thread.join(timeout=60)
+            await engine.dispose()
+        assert second == [None]

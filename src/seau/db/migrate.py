@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Literal
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 Dialect = Literal["sqlite", "mysql", "postgresql"]
 
@@ -38,7 +42,7 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
             await connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
             await connection.commit()
         try:
-            async with connection.begin():
+            async with _one_at_a_time(connection), connection.begin():
                 await connection.run_sync(_upgrade, revision)
                 if sqlite:
                     broken = (await connection.exec_driver_sql("PRAGMA foreign_key_check")).all()
@@ -51,21 +55,44 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
                 await connection.commit()
 
 
-def _upgrade(connection: Connection, revision: str) -> None:
-    # Several instances may start at once against one database: a server-side
-    # lock makes the second wait and then find nothing left to do.
-    backend = connection.dialect.name
-    if backend == "postgresql":
-        connection.execute(text("SELECT pg_advisory_xact_lock(7315420261125)"))
-    elif backend in ("mysql", "mariadb"):
-        connection.execute(text("SELECT GET_LOCK('seau_migrate', 120)"))
+# One name per database (a user lock's name is server-wide, and at most 64 characters).
+_MARIADB_LOCK = "CONCAT('seau_migrate_', MD5(DATABASE()))"
+
+
+@asynccontextmanager
+async def _one_at_a_time(connection: AsyncConnection) -> AsyncIterator[None]:
+    """Several instances may start at once against one database: one migrates, the
+    others wait and then find nothing left to do. The lock is held until the
+    migration has committed: released before, it would let an instance read the
+    version of the step not yet committed, and run that step again.
+
+    PostgreSQL's is an advisory lock of the migration's own transaction, taken in
+    `_upgrade` and released by its commit. MariaDB's DDL commits as it goes, and a
+    user lock belongs to the connection, not a transaction: it is taken before the
+    transaction and released after its commit. SQLite's file lock serializes writers.
+    """
+    if connection.dialect.name != "mysql":
+        yield
+        return
+    got = await connection.scalar(text(f"SELECT GET_LOCK({_MARIADB_LOCK}, 120)"))
+    await connection.commit()
+    if got != 1:
+        raise RuntimeError("another instance has been migrating the database for two minutes")
     try:
-        config = alembic_config()
-        config.attributes["connection"] = connection
-        command.upgrade(config, revision)
+        yield
     finally:
-        if backend in ("mysql", "mariadb"):
-            connection.execute(text("SELECT RELEASE_LOCK('seau_migrate')"))
+        # A connection that broke meanwhile took its lock with it.
+        with contextlib.suppress(DBAPIError):
+            await connection.execute(text(f"SELECT RELEASE_LOCK({_MARIADB_LOCK})"))
+            await connection.commit()
+
+
+def _upgrade(connection: Connection, revision: str) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(7315420261125)"))
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)
 
 
 def offline_sql(dialect: Dialect, revision: str = "head") -> str:
