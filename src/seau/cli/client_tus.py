@@ -3,7 +3,8 @@
 It creates the upload at `/api/v1/uploads`, sends the file in chunks, each with
 an `Upload-Checksum` (sha256), and recovers from dropped connections, server
 restarts and 409/423/460 answers by asking the server (HEAD) where the upload
-stands. With a ``state_file`` it remembers the upload's URL, so that uploading
+stands. With a ``state_file`` it remembers the upload's URL (in
+`seau.cli.client_state`, with the direct uploads of `--direct`), so that uploading
 the same file again after an interruption (Ctrl-C, a killed process, a lost
 network) continues it instead of starting over. At the end the SHA-256 the
 server computed is compared with the local file's.
@@ -20,18 +21,15 @@ import asyncio
 import base64
 import contextlib
 import hashlib
-import json
 import os
-import threading
-import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
 import httpx
 
-from seau.cli.client_config import write_private
 from seau.cli.client_errors import ResumableUploadError, ResumableUploadsUnsupported
+from seau.cli.client_state import UploadStates, fingerprint
 
 MiB = 1024 * 1024
 # Twice the default S3 part size (5 MiB): requests that end on part boundaries
@@ -45,8 +43,6 @@ UPLOADS_PATH = "/api/v1/uploads"
 TUS_VERSION = "1.0.0"
 OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
 _READ = MiB
-# Remembered uploads older than this are forgotten; servers expire them sooner.
-_STATE_LIFETIME = 30 * 24 * 3600
 
 Progress = Callable[[int, int], None]
 """Called with (bytes done, total) as bytes go out; it goes back when the server
@@ -89,16 +85,16 @@ async def upload_file(
             chunk_size=chunk_size,
             progress=progress,
         )
-        states = _States(state_file)
+        states = UploadStates(state_file)
         resolved = await asyncio.to_thread(path.resolve)
-        fingerprint = "|".join(
-            [str(client.base_url), str(resolved), str(info.st_size), str(info.st_mtime_ns)]
+        key = fingerprint(
+            str(client.base_url), resolved, size=info.st_size, mtime_ns=info.st_mtime_ns
         )
-        location = await states.get(fingerprint)
+        location = await states.get(key)
         offset = await transfer.probe(location) if location is not None else None
         if location is None or offset is None:
             location = await transfer.create(name=name or path.name, content_type=content_type)
-            await states.put(fingerprint, location)
+            await states.put(key, location)
             offset = 0
         resumed = offset
         try:
@@ -106,11 +102,11 @@ async def upload_file(
         except ResumableUploadError as exc:
             if not exc.resumable:
                 # Nothing to continue: the next run starts over.
-                await states.drop(fingerprint)
+                await states.drop(key)
             raise
         except httpx.TransportError as exc:
             raise ResumableUploadError(f"connection failed: {exc}", resumable=True) from exc
-        await states.drop(fingerprint)
+        await states.drop(key)
     return file, resumed
 
 
@@ -330,67 +326,3 @@ def _problem(response: httpx.Response) -> str:
         if isinstance(body, dict) and body.get("detail"):
             return f"{response.status_code} {body.get('code', '')}: {body['detail']}"
     return f"{response.status_code} {response.reason_phrase}"
-
-
-# One process may run several uploads at once (`--jobs`); each read-modify-write
-# of the state file is whole. Two processes at once may lose an entry: that
-# upload then starts over when run again.
-_STATE_LOCK = threading.Lock()
-
-
-class _States:
-    """Upload URLs by file fingerprint, in a small private JSON file (or nowhere).
-
-    Best effort: an unreadable or unwritable file makes uploads start over, never fail.
-    """
-
-    def __init__(self, path: Path | None) -> None:
-        self._path = path
-
-    async def get(self, fingerprint: str) -> str | None:
-        if self._path is None:
-            return None
-        entry = (await asyncio.to_thread(self._locked, None)).get(fingerprint)
-        return entry[0] if entry is not None else None
-
-    async def put(self, fingerprint: str, location: str) -> None:
-        if self._path is not None:
-            await asyncio.to_thread(self._locked, (fingerprint, location))
-
-    async def drop(self, fingerprint: str) -> None:
-        if self._path is not None:
-            await asyncio.to_thread(self._locked, (fingerprint, None))
-
-    def _locked(self, change: tuple[str, str | None] | None) -> dict[str, tuple[str, float]]:
-        assert self._path is not None
-        with _STATE_LOCK:
-            entries = self._load(self._path)
-            if change is None:
-                return entries
-            fingerprint, location = change
-            now = time.time()
-            entries = {k: v for k, v in entries.items() if now - v[1] < _STATE_LIFETIME}
-            if location is None:
-                entries.pop(fingerprint, None)
-            else:
-                entries[fingerprint] = (location, now)
-            document = {k: {"url": url, "saved": saved} for k, (url, saved) in entries.items()}
-            with contextlib.suppress(OSError):
-                write_private(self._path, json.dumps(document, indent=1) + "\n")
-            return entries
-
-    @staticmethod
-    def _load(path: Path) -> dict[str, tuple[str, float]]:
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
-        entries: dict[str, tuple[str, float]] = {}
-        for key, value in (data if isinstance(data, dict) else {}).items():
-            if isinstance(value, dict) and isinstance(value.get("url"), str):
-                saved = value.get("saved")
-                entries[str(key)] = (
-                    value["url"],
-                    float(saved) if isinstance(saved, int | float) else 0.0,
-                )
-        return entries
