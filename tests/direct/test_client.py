@@ -75,7 +75,7 @@ async def _send(server: FakeServer, path: Path, size: int) -> dict[str, object]:
     async with httpx.AsyncClient(
         transport=httpx.MockTransport(server), base_url="http://seau.test"
     ) as client:
-        return await upload_direct(
+        file, _ = await upload_direct(
             client,
             path,
             headers=AUTH,
@@ -84,6 +84,7 @@ async def _send(server: FakeServer, path: Path, size: int) -> dict[str, object]:
             content_type="application/octet-stream",
             on_progress=lambda _: None,
         )
+    return file
 
 
 async def test_parts_are_retried_and_the_token_never_reaches_the_store(

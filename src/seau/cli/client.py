@@ -45,6 +45,7 @@ from seau.cli.client_config import (
     upload_state_path,
     write_config,
 )
+from seau.cli.client_direct import SMALLEST_MULTIPART
 from seau.cli.client_errors import ClientError, ConfigError
 from seau.cli.client_tus import RESUMABLE_THRESHOLD
 
@@ -180,15 +181,19 @@ def upload(
         typer.Option(
             "--direct",
             help="Send the bytes straight to the server's store (on S3, the bucket) as "
-            "direct uploads, which the server verifies before they become files.",
+            "direct uploads, which the server verifies before they become files. Files "
+            "the server takes in parts (from 100 MiB by default, its "
+            "SEAU_DIRECT_MULTIPART_THRESHOLD_BYTES) resume when uploaded again: only the "
+            "parts the store lacks are sent. An upload never resumed is removed by the "
+            "server once it expires (a day by default).",
         ),
     ] = False,
 ) -> None:
     """Upload files, directories and globs; exit status 1 if any file failed.
 
     Each file is named on the server by its own name, without its directory. Large
-    files resume where they stopped when uploaded again; the state of unfinished
-    ones is kept in ~/.cache/seau/uploads.json.
+    files (with --direct, those sent in parts) resume where they stopped when uploaded
+    again; the state of unfinished ones is kept in ~/.cache/seau/uploads.json.
     """
     with _errors():
         sources, outcomes = expand_sources(paths)
@@ -196,7 +201,9 @@ def upload(
     elapsed = 0.0
     if sources:
         interrupted = "interrupted"
-        if any(s.size >= resumable_threshold for s in sources):
+        if direct and any(s.size >= SMALLEST_MULTIPART for s in sources):
+            interrupted += "; the files sent in parts resume when uploaded again"
+        elif not direct and any(s.size >= resumable_threshold for s in sources):
             interrupted += "; the large files resume when uploaded again"
         done, elapsed = _run(
             _upload_all(
@@ -481,7 +488,7 @@ async def _upload_all(
                     resumed = 0
                     try:
                         if direct:
-                            remote = await api.upload_direct(
+                            remote, resumed = await api.upload_direct(
                                 source.path,
                                 name=source.path.name,
                                 size=source.size,

@@ -326,11 +326,13 @@ class Api:
 
     async def upload_direct(
         self, path: Path, *, name: str, size: int, on_progress: OnProgress
-    ) -> RemoteFile:
+    ) -> tuple[RemoteFile, int]:
         """Send the file at ``path`` as a direct upload (`seau.cli.client_direct`): the
-        bytes go where the server says (on S3, the bucket), and it verifies them."""
+        bytes go where the server says (on S3, the bucket), and it verifies them. The
+        new file, and how many bytes an earlier, interrupted run had already sent (a
+        multipart upload is remembered in ``upload_state`` until it completes)."""
         try:
-            file = await upload_direct(
+            file, resumed = await upload_direct(
                 self._client,
                 path,
                 headers=self._auth_headers(),
@@ -338,18 +340,23 @@ class Api:
                 size=size,
                 content_type=_content_type(name),
                 on_progress=on_progress,
+                state_file=self._upload_state,
             )
         except DirectUploadError as exc:
+            hint = "; run the same command again to resume" if exc.kept else ""
             if exc.response is None:
-                raise ClientError(str(exc)) from None
+                cause = exc.__cause__
+                if isinstance(cause, httpx.TransportError):
+                    raise ClientError(self._transport_message(cause) + hint) from None
+                raise ClientError(f"{exc}{hint}") from None
             message, code = problem_message(exc.response)
             if code is None:
                 # Not seau's answer (S3's XML error): say which step it was.
                 message = f"{exc}: {message}"
-            raise ApiError(message, status=exc.response.status_code, code=code) from None
+            raise ApiError(message + hint, status=exc.response.status_code, code=code) from None
         except httpx.TransportError as exc:
             raise ClientError(self._transport_message(exc)) from None
-        return RemoteFile.parse(file)
+        return RemoteFile.parse(file), resumed
 
     async def _upload_raw(
         self, source: BinaryIO, *, name: str, size: int, on_progress: OnProgress
