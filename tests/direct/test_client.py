@@ -1,5 +1,6 @@
 """The direct-upload client of `seau upload --direct`, against a fake server
-(`httpx.MockTransport`): parts retried, failures aborted, the token kept from the store."""
+(`httpx.MockTransport`): parts retried, refusals aborted, a store that keeps failing
+leaving the upload for the next run, the token kept from the store."""
 
 from __future__ import annotations
 
@@ -17,8 +18,11 @@ AUTH = {"Authorization": "Bearer secret"}
 
 
 class FakeServer:
-    def __init__(self, *, fail_part_once: bool = False, refuse: bool = False) -> None:
+    def __init__(
+        self, *, fail_part_once: bool = False, fail_part: bool = False, refuse: bool = False
+    ) -> None:
         self.fail_part_once = fail_part_once
+        self.fail_part = fail_part
         self.refuse = refuse
         self.seen: list[tuple[str, str, bool]] = []
         self.parts: dict[int, bytes] = {}
@@ -29,7 +33,7 @@ class FakeServer:
         path = request.url.path
         if request.url.host == "bucket.test":
             number = int(request.url.params["partNumber"])
-            if self.fail_part_once and number == 2:
+            if (self.fail_part_once or self.fail_part) and number == 2:
                 self.fail_part_once = False
                 return httpx.Response(503)
             self.parts[number] = request.content
@@ -71,7 +75,9 @@ class FakeServer:
         return httpx.Response(404)
 
 
-async def _send(server: FakeServer, path: Path, size: int) -> dict[str, object]:
+async def _send(
+    server: FakeServer, path: Path, size: int, *, state_file: Path | None = None
+) -> dict[str, object]:
     async with httpx.AsyncClient(
         transport=httpx.MockTransport(server), base_url="http://seau.test"
     ) as client:
@@ -83,6 +89,7 @@ async def _send(server: FakeServer, path: Path, size: int) -> dict[str, object]:
             size=size,
             content_type="application/octet-stream",
             on_progress=lambda _: None,
+            state_file=state_file,
         )
     return file
 
@@ -112,3 +119,31 @@ async def test_a_refused_upload_is_aborted(tmp_path: Path) -> None:
     assert caught.value.response is not None
     assert caught.value.response.status_code == 422
     assert ("DELETE", "/api/v1/direct-uploads/u1", True) in server.seen
+
+
+@pytest.mark.parametrize("remembered", [True, False])
+async def test_a_part_the_store_keeps_failing_leaves_the_upload_for_the_next_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, remembered: bool
+) -> None:
+    monkeypatch.setattr(client_direct, "RETRY_DELAY", 0.0)
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"y" * (11 * MiB))
+    state = tmp_path / "uploads.json"
+    server = FakeServer(fail_part=True)
+    with pytest.raises(DirectUploadError) as caught:
+        await _send(server, path, 11 * MiB, state_file=state if remembered else None)
+    # One error, not a group of the parts that were in flight beside it.
+    assert caught.value.response is not None
+    assert caught.value.response.status_code == 503
+    aborted = ("DELETE", "/api/v1/direct-uploads/u1", True) in server.seen
+    if remembered:
+        assert caught.value.kept
+        assert not aborted
+        (entry,) = json.loads(state.read_text()).items()
+        assert entry[0].startswith("direct|http://seau.test|")
+        assert entry[1]["url"] == "/api/v1/direct-uploads/u1"
+    else:
+        # Without a state file nothing could continue it: it goes.
+        assert not caught.value.kept
+        assert aborted
+        assert not state.exists()
