@@ -10,9 +10,10 @@ start until it completes. Interrupted (Ctrl-C, a killed process, a lost connecti
 store or a server that kept failing), it stays on the server, and uploading the same
 file again asks which parts the store holds and sends only the others. Refused (the
 bytes are not what was declared, the quota, the type), it is aborted: nothing would
-ever complete it. A single-part upload is one request, so it is aborted on any failure;
-so is everything a run without a state file starts. What is never continued, the
-server removes once it expires (`SEAU_DIRECT_UPLOAD_EXPIRY_SECONDS`, then `seau gc`).
+ever complete it. A single-part upload is one request, so it is aborted on any failure,
+and so is any upload sent without a state file to remember it in. What is never
+continued, the server removes once it expires (`SEAU_DIRECT_UPLOAD_EXPIRY_SECONDS`,
+then `seau gc`).
 
 HTTP only, like the rest of the client: nothing here imports the server's modules.
 """
