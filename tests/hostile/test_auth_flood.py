@@ -32,7 +32,10 @@ SIGN_UPS = 300
 SIGN_INS = 300
 ADDRESSES = 30  # 127.0.0.2 … 127.0.0.31
 P50_BOUND = 0.05
+P99_BOUND = 0.2  # the issue's bound
 MAX_BOUND = 2.0
+ENOUGH = 100
+"""Downloads during the flood for a p99 that is not simply the worst one."""
 PASSWORD = "correct horse battery"
 
 
@@ -118,13 +121,14 @@ def test_a_download_stays_fast_during_a_flood_of_sign_ups_and_sign_ins(tmp_path:
         assert flood.stdout.readline() == "flooding\n"  # its clients are made, requests go
         started = time.monotonic()
         latencies: list[float] = []
-        while flood.poll() is None:  # only downloads made during the flood count
+        # Only downloads made during the flood count, one after the other with no
+        # pause between them: a few hundred in the second or two the flood lasts.
+        while flood.poll() is None:
             sent = time.monotonic()
             response = client.get(content, headers=auth)
             latencies.append(time.monotonic() - sent)
             assert response.status_code == 200, response.text
             assert response.content == b"hello"
-            time.sleep(0.002)
         out, _ = flood.communicate(timeout=120)
         flood_seconds = time.monotonic() - started
         assert flood.returncode == 0
@@ -139,11 +143,14 @@ def test_a_download_stays_fast_during_a_flood_of_sign_ups_and_sign_ins(tmp_path:
     )
     print(summary)
     assert sum(statuses.values()) == SIGN_UPS + SIGN_INS, summary
-    # Every download made during the flood, even the one that meets the burst of 600
-    # connections: the event loop takes ~1-3 ms to answer each refused request, so a
-    # download that arrives with the burst waits for it (0.3-1.3 s here, one or two
-    # downloads); the median is unchanged. Before the fix: 11.7 s, and 37.8 s.
+    # The p99 of the downloads made during the flood, and the worst of them: the one
+    # that meets the burst of 600 connections waits for it (the event loop takes
+    # ~1-3 ms to answer each refused request: 0.1-0.45 s here), the others do not
+    # (p99 16-28 ms on a quiet machine, 18-24 ms with the other core kept busy by a
+    # spinning process, 2026-12-07). Before the fix: 11.7 s, and 37.8 s.
+    assert len(latencies) >= ENOUGH, summary
     assert statistics.median(latencies) < P50_BOUND, summary
+    assert p99 < P99_BOUND, summary
     assert latencies[-1] < MAX_BOUND, summary
     # The sign-up limits (20 an hour per address, 60 a minute in all) admitted few.
     assert statuses["sign-up 201"] <= 60, summary
