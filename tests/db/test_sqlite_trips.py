@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +12,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from seau.db.engine import READ_HERE, create_engine, create_sessionmaker
+from seau.db.engine import READ_HERE, WRITE_HERE, create_engine, create_sessionmaker
 
 
 @pytest.fixture
@@ -98,5 +100,81 @@ async def test_a_read_marked_read_here_makes_no_trip(tmp_path: Path, trips: list
                 await session.execute(
                     text("SELECT y FROM missing").execution_options(**{READ_HERE: True})
                 )
+    finally:
+        await engine.dispose()
+
+
+async def test_a_write_marked_write_here_makes_no_trip_once_its_transaction_has_written(
+    tmp_path: Path, trips: list[str]
+) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'seau.db'}")
+    sessions = create_sessionmaker(engine)
+    here = text("UPDATE t SET y = :y WHERE x = :x").execution_options(**{WRITE_HERE: True})
+    try:
+        async with sessions() as session:
+            await session.execute(text("CREATE TABLE t (x INTEGER PRIMARY KEY, y TEXT)"))
+            await session.execute(text("INSERT INTO t (x, y) VALUES (1, 'a'), (2, 'b')"))
+            await session.commit()
+        trips.clear()
+        async with sessions() as session:
+            await session.execute(here, {"x": 1, "y": "first"})  # first: takes the lock
+            assert len(trips) == 1, trips
+            updated = await session.execute(here, {"x": 2, "y": "then"})
+            assert updated.rowcount == 1  # type: ignore[attr-defined]
+            assert len(trips) == 1, f"the second write on the calling thread: {trips}"
+            await session.commit()
+        assert len(trips) == 2, f"the first write and the commit: {trips}"
+        async with sessions() as session:
+            await session.execute(here, {"x": 1, "y": "undone"})
+            await session.execute(here, {"x": 2, "y": "undone"})
+            await session.rollback()
+        async with sessions() as session:
+            rows = (await session.execute(text("SELECT y FROM t ORDER BY x"))).scalars().all()
+        assert rows == ["first", "then"]
+    finally:
+        await engine.dispose()
+
+
+async def test_a_write_here_that_must_wait_for_another_writer_waits_off_the_loop(
+    tmp_path: Path,
+) -> None:
+    """First in its transaction, a `WRITE_HERE` write may meet another connection's
+    write lock: it waits in the driver's thread, and the event loop goes on."""
+    path = tmp_path / "seau.db"
+    engine = create_engine(f"sqlite+aiosqlite:///{path}")
+    sessions = create_sessionmaker(engine)
+    here = text("UPDATE t SET y = :y WHERE x = 1").execution_options(**{WRITE_HERE: True})
+    try:
+        async with sessions() as session:
+            await session.execute(text("CREATE TABLE t (x INTEGER PRIMARY KEY, y TEXT)"))
+            await session.execute(text("INSERT INTO t (x, y) VALUES (1, 'a')"))
+            await session.commit()
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another process's writer, say
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        ticker = asyncio.create_task(tick())
+
+        async def write() -> None:
+            async with sessions() as session:
+                await session.execute(here, {"y": "b"})
+                await session.commit()
+
+        writing = asyncio.create_task(write())
+        await asyncio.sleep(0.5)
+        assert not writing.done()
+        assert ticks >= 20, f"the loop was held while the write waited: {ticks} ticks"
+        other.execute("ROLLBACK")
+        other.close()
+        await asyncio.wait_for(writing, timeout=10)
+        ticker.cancel()
+        async with sessions() as session:
+            assert (await session.execute(text("SELECT y FROM t"))).scalar_one() == "b"
     finally:
         await engine.dispose()

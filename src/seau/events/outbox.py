@@ -16,6 +16,7 @@ from sqlalchemy import bindparam, delete, false, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from seau.db.base import utcnow
+from seau.db.engine import WRITE_HERE
 from seau.db.models import User, WebhookEndpoint, WebhookEvent
 from seau.events.types import EventType
 
@@ -45,15 +46,21 @@ _VALUES = {
     "created_at": bindparam("p_created_at", type_=_EVENTS.c.created_at.type),
     "fanned_out": false(),
 }
-_RECORD = insert(_EVENTS).values(**_VALUES)
+# Written after the change it tells of, in the same transaction: on SQLite without a
+# trip to the driver's thread (`WRITE_HERE`).
+_RECORD = insert(_EVENTS).values(**_VALUES).execution_options(**{WRITE_HERE: True})
 # One row when at least one endpoint is registered, none otherwise: a SELECT with a
 # FROM (and LIMIT 1) is valid on the three databases, where one with a WHERE but no
 # FROM is not.
-_RECORD_IF_WANTED = insert(_EVENTS).from_select(
-    list(_VALUES),
-    select(*(value.label(name) for name, value in _VALUES.items()))
-    .select_from(_ENDPOINTS)
-    .limit(1),
+_RECORD_IF_WANTED = (
+    insert(_EVENTS)
+    .from_select(
+        list(_VALUES),
+        select(*(value.label(name) for name, value in _VALUES.items()))
+        .select_from(_ENDPOINTS)
+        .limit(1),
+    )
+    .execution_options(**{WRITE_HERE: True})
 )
 
 

@@ -44,7 +44,7 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from seau.auth.owner_check import HOLDS, OwnerCheck
-from seau.db.engine import READ_HERE
+from seau.db.engine import READ_HERE, WRITE_HERE
 from seau.db.models import (
     DirectUpload,
     FileState,
@@ -268,8 +268,13 @@ async def extend(
 
 _P_RESERVATION = bindparam("p_reservation", type_=_HELD.c.id.type)
 _P_SIZE = bindparam("p_size", type_=BigInteger)
+# The statements that settle a file's usage come after its row's write in the same
+# transaction: on SQLite without a trip to the driver's thread (`WRITE_HERE`).
 _TAKE_HELD = (
-    delete(_HELD).where(_HELD.c.id == _P_RESERVATION).returning(_HELD.c.bytes, _HELD.c.files)
+    delete(_HELD)
+    .where(_HELD.c.id == _P_RESERVATION)
+    .returning(_HELD.c.bytes, _HELD.c.files)
+    .execution_options(**{WRITE_HERE: True})
 )
 
 
@@ -289,7 +294,7 @@ def _settle_update(held_bytes: ColumnElement[int], held_files: ColumnElement[int
 
 _SETTLE = _settle_update(
     bindparam("p_held_bytes", type_=BigInteger), bindparam("p_held_files", type_=BigInteger)
-)
+).execution_options(**{WRITE_HERE: True})
 _REMOVED = _TAKE_HELD.cte("removed")
 # PostgreSQL: one statement; the reservation's DELETE runs once, whatever reads it.
 _SETTLE_PG = _settle_update(
@@ -366,6 +371,7 @@ _FORGET_FILE = (
         used_bytes=_USAGE.c.used_bytes - bindparam("p_size", type_=_USAGE.c.used_bytes.type),
         used_files=_USAGE.c.used_files - 1,
     )
+    .execution_options(**{WRITE_HERE: True})
 )
 
 
