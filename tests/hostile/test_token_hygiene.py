@@ -1,15 +1,20 @@
-"""Issue 17, finding 12: the signing key stays out of reprs and logs, and a kept key
-file shorter than the variable's minimum is refused at start-up."""
+"""Issue 17, finding 12: the signing key stays out of reprs and logs, a kept key file
+shorter than the variable's minimum is refused at start-up, and seau's tokens carry
+its issuer, checked (the token answer's `Cache-Control: no-store`: tests/api/test_auth.py)."""
 
 from __future__ import annotations
 
 import os
 import subprocess
+import uuid
+from datetime import timedelta
 from pathlib import Path
 
+import jwt
 import pytest
 
-from seau.errors import ConfigurationError
+from seau.auth.tokens import TokenSigner
+from seau.errors import ConfigurationError, InvalidToken
 from seau.settings import Settings, load_settings
 from tests.support.server import SEAU, server_env
 
@@ -49,3 +54,19 @@ def test_seau_serve_refuses_to_start_with_a_short_kept_key(tmp_path: Path) -> No
     )
     assert result.returncode == 2, result.stderr
     assert "at least 32" in result.stderr
+
+
+def test_tokens_carry_the_issuer_and_one_without_it_is_refused() -> None:
+    secret = "i" * 40
+    signer = TokenSigner(secret=secret, ttl=timedelta(minutes=5))
+    token = signer.issue(user_id=uuid.uuid4(), version=0)
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert claims["iss"] == "seau"
+    for issuer in (None, "another-service"):
+        forged = dict(claims)
+        if issuer is None:
+            del forged["iss"]  # as every token issued before the claim existed
+        else:
+            forged["iss"] = issuer
+        with pytest.raises(InvalidToken):
+            signer.verify(jwt.encode(forged, secret, algorithm="HS256"))
