@@ -64,7 +64,9 @@ def release_seau(tmp_path_factory: pytest.TempPathFactory) -> str:
         tar.extractall(source, filter="data")
     env_dir = tmp / "venv"
     venv.create(env_dir, with_pip=True)
-    pip = [str(env_dir / "bin" / "python"), "-m", "pip", "install", "-q"]
+    # --no-compile: no bytecode written ahead for a throwaway environment (about a
+    # quarter of the install's time).
+    pip = [str(env_dir / "bin" / "python"), "-m", "pip", "install", "-q", "--no-compile"]
     # The release's dependencies are a subset of today's lock, at the versions it had.
     lock = str(ROOT / "requirements.lock")
     subprocess.run([*pip, "--require-hashes", "-r", lock], check=True, timeout=600)
