@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import time
 import uuid
@@ -13,10 +14,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.engine import URL, make_url
 
 from seau.db.base import utcnow
 from seau.db.engine import create_engine, create_sessionmaker
+from seau.db.models import WebhookDelivery
 from seau.events import repository
 from seau.events.dispatcher import RetryPolicy
 from seau.events.types import EventType
@@ -26,10 +29,11 @@ from tests.events.conftest import (
     dispatcher,
     make_owner,
     open_test_parts,
+    outbox_rows,
     running,
 )
 from tests.support.faultproxy import FaultProxy
-from tests.support.webhook_receiver import Receiver
+from tests.support.webhook_receiver import Receiver, webhook_receiver
 
 
 async def _chunks(*chunks: bytes) -> AsyncIterator[bytes]:
@@ -209,6 +213,63 @@ async def test_the_event_filter_and_registered_endpoints_each_get_their_own(
     assert await parts.webhooks.list() == []
 
 
+async def test_a_registered_endpoint_signs_with_its_own_secret_not_the_default_one(
+    parts: Parts, receiver: Receiver
+) -> None:
+    """The default receiver verifies with SEAU_WEBHOOK_SECRET; the endpoint's with
+    its own. The same endpoint's requests sent to a receiver holding the default
+    secret fail its verification."""
+    own_secret = "whsec_" + base64.b64encode(b"a registered endpoint's own key!").decode()
+    assert own_secret != receiver.secret
+    owner = await make_owner(parts)
+    async with webhook_receiver(own_secret) as theirs:
+        await parts.webhooks.add(
+            url=theirs.url, types=frozenset({EventType.FILE_READY}), secret=own_secret
+        )
+        # The same secret, at the default receiver's address (its path told apart).
+        await parts.webhooks.add(
+            url=receiver.url + "/misdirected",
+            types=frozenset({EventType.FILE_READY}),
+            secret=own_secret,
+        )
+        [file_id] = await _uploads(parts, owner, 1)
+        async with running(dispatcher(parts, receiver)):
+            await theirs.wait_for(lambda r: len(r.delivered()) == 1)
+            await receiver.wait_for(lambda r: len(r.delivered()) == 1 and len(r.refused) >= 1)
+    assert theirs.refused == []
+    assert theirs.got[0].body["data"]["id"] == str(file_id)
+    # The default receiver got its own delivery, verified; the misdirected one never verified.
+    assert [(r.path, r.id) for r in receiver.got] == [("/hook", theirs.got[0].id)]
+    assert all(reason.startswith("standardwebhooks") for reason in receiver.refused)
+
+
+async def test_a_receiver_refusing_connections_gets_the_event_once_it_listens(
+    parts: Parts, receiver: Receiver
+) -> None:
+    """Nothing listens on the receiver's port (connections refused): the delivery is
+    retried, and arrives with its event's id once something does."""
+    owner = await make_owner(parts)
+    [file_id] = await _uploads(parts, owner, 1)
+    [event] = await outbox_rows(parts)
+    with FaultProxy("127.0.0.1", int(receiver.url.rsplit(":", 1)[1].split("/")[0])) as proxy:
+        proxy.refuse()
+        # Sent to the proxy's port, where nothing listens until it passes through.
+        closed = replace(receiver, url=f"http://{proxy.address}/hook")
+        async with running(dispatcher(parts, closed)):
+            await _until(lambda: _attempts_failed(parts, at_least=2))
+            assert receiver.got == []
+            [(_, error)] = await _attempt_records(parts)
+            assert error is not None
+            assert "ConnectError" in error, error
+            proxy.passthrough()
+            await receiver.wait_for(lambda r: len(r.delivered()) == 1)
+            await _until(lambda: _none_left(parts))
+    assert receiver.delivered() == [f"msg_{event.id.hex}"]
+    assert receiver.got[0].body["data"]["id"] == str(file_id)
+    assert len(receiver.got) == 1
+    assert proxy.connections_accepted >= 1
+
+
 async def test_two_instances_deliver_each_event_once(parts: Parts, receiver: Receiver) -> None:
     owner = await make_owner(parts)
     ids = await _uploads(parts, owner, 150)
@@ -299,3 +360,13 @@ async def _until(check: Callable[[], Awaitable[object]], *, seconds: float = 10)
 
 async def _none_left(parts: Parts) -> bool:
     return await deliveries_left(parts) == 0
+
+
+async def _attempt_records(parts: Parts) -> list[tuple[int, str | None]]:
+    async with parts.sessions() as session:
+        rows = await session.execute(select(WebhookDelivery.attempts, WebhookDelivery.last_error))
+        return [(attempts, error) for attempts, error in rows]
+
+
+async def _attempts_failed(parts: Parts, *, at_least: int) -> bool:
+    return any(attempts >= at_least for attempts, _ in await _attempt_records(parts))
