@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from seau.auth.authenticate import Authenticator
 from seau.auth.keys import AccessKeys
-from seau.auth.principal import SCOPE_DESCRIPTIONS, Principal, Scope
+from seau.auth.principal import SCOPE_DESCRIPTIONS, Principal, Scope, Via
 from seau.auth.service import AuthService
 from seau.direct.service import DirectUploads
 from seau.errors import AdminRequired, InsufficientScope, NotAuthenticated
@@ -139,14 +139,30 @@ the quota's read before the first byte)."""
 TokensManager = Annotated[Principal, Security(current_principal, scopes=[Scope.TOKENS])]
 
 
-async def admin_principal(caller: Caller) -> Principal:
-    """An admin signed in, or a service key with the `admin` scope."""
-    if not caller.is_admin:
+_SIGN_INS = frozenset({Via.SESSION, Via.OIDC, Via.APP})
+
+
+async def admin_principal(
+    request: Request,
+    state: StateDep,
+    token: Annotated[str | None, Depends(_bearer)],
+) -> Principal:
+    """An admin signed in, or a service key with the `admin` scope (`AdminCaller`).
+
+    The scope is declared (OpenAPI) but checked here rather than by `verified`: a
+    sign-in carries no `admin` scope, its account's admin flag stands for it. A
+    signed-in non-admin, or a service key with the scope acting for a subject, is
+    403 `admin_required`; any other token without the scope (a personal token, a
+    service key without it) is 403 `insufficient_scope` (RFC 6750)."""
+    principal = await verified(SecurityScopes(), request, state, token, fold=False)
+    if principal.is_admin:
+        return principal
+    if principal.via in _SIGN_INS or Scope.ADMIN in principal.scopes:
         raise AdminRequired()
-    return caller
+    raise InsufficientScope(str(Scope.ADMIN))
 
 
-AdminCaller = Annotated[Principal, Depends(admin_principal)]
+AdminCaller = Annotated[Principal, Security(admin_principal, scopes=[Scope.ADMIN])]
 
 
 async def get_settings(state: StateDep) -> Settings:

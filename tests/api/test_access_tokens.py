@@ -202,6 +202,33 @@ async def test_a_personal_token_cannot_manage_tokens(
     assert (await client.get("/api/v1/files", headers=pat)).status_code == 200
 
 
+# Who may administer does not depend on the database or the store.
+@pytest.mark.parametrize("running", [("sqlite", "local")], indirect=True)
+async def test_the_admin_routes_take_an_admin_or_a_token_with_the_admin_scope(
+    client: httpx.AsyncClient, auth: dict[str, str], running: Running
+) -> None:
+    hooks = "/api/v1/admin/webhooks"
+    # A signed-in user who is no admin: no token of theirs could ever do it.
+    assert_problem(await client.get(hooks, headers=auth), 403, "admin_required")
+    me = (await client.get("/api/v1/users/me", headers=auth)).json()
+    async with running.app.state.seau.sessions() as session, session.begin():
+        await session.execute(
+            update(User).where(User.id == uuid.UUID(me["id"])).values(is_admin=True)
+        )
+    assert (await client.get(hooks, headers=auth)).status_code == 200
+    # The admin's personal token, a service key without the scope: the token lacks it.
+    pat = bearer(str((await make_token(client, auth, ["files:read", "files:write"]))["token"]))
+    assert_insufficient(await client.get(hooks, headers=pat), "admin")
+    assert_insufficient(
+        await client.get(hooks, headers=bearer(await service_key(running, ["files:read"]))), "admin"
+    )
+    # A service key with the scope administers, but not while it acts for a subject.
+    key = bearer(await service_key(running, ["admin", "act-as"]))
+    assert (await client.get(hooks, headers=key)).status_code == 200
+    acting = {**key, "Seau-Subject": me["subject"]}
+    assert_problem(await client.get(hooks, headers=acting), 403, "admin_required")
+
+
 async def test_an_expired_token_is_401_token_expired(
     client: httpx.AsyncClient, auth: dict[str, str], running: Running
 ) -> None:

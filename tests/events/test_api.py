@@ -129,7 +129,10 @@ async def test_only_admins_and_admin_service_keys_manage_webhooks(
     )
     admin = {"Authorization": f"Bearer {admin_key.token}"}
     plain = {"Authorization": f"Bearer {plain_key.token}"}
-    assert_problem(await client.get("/api/v1/admin/webhooks", headers=plain), 403, "admin_required")
+    # A token without the scope: RFC 6750's answer, naming the scope it lacks.
+    lacking = await client.get("/api/v1/admin/webhooks", headers=plain)
+    assert_problem(lacking, 403, "insufficient_scope")
+    assert 'scope="admin"' in lacking.headers["www-authenticate"]
 
     added = await client.post(
         "/api/v1/admin/webhooks",

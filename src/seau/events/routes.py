@@ -12,6 +12,7 @@ from seau.deps import AdminCaller, WebhooksDep
 from seau.errors import (
     AdminRequired,
     DeliveryNotFound,
+    InsufficientScope,
     InvalidToken,
     NotAuthenticated,
     TokenExpired,
@@ -29,7 +30,7 @@ from seau.problems import problem_responses
 
 router = APIRouter(prefix="/api/v1/admin/webhooks", tags=["webhooks"])
 
-_ADMIN_ERRORS = (NotAuthenticated, InvalidToken, TokenExpired, AdminRequired)
+_ADMIN_ERRORS = (NotAuthenticated, InvalidToken, TokenExpired, InsufficientScope, AdminRequired)
 
 
 def _read(endpoint: WebhookEndpoint) -> WebhookRead:

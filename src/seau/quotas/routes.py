@@ -23,7 +23,7 @@ router = APIRouter(prefix="/api/v1/usage", tags=["quotas"])
 admin_router = APIRouter(prefix="/api/v1/admin/quotas", tags=["quotas"])
 
 _AUTH_ERRORS = (NotAuthenticated, InvalidToken, TokenExpired, InsufficientScope, SubjectRequired)
-_ADMIN_ERRORS = (NotAuthenticated, InvalidToken, TokenExpired, AdminRequired)
+_ADMIN_ERRORS = (NotAuthenticated, InvalidToken, TokenExpired, InsufficientScope, AdminRequired)
 
 
 @router.get(
