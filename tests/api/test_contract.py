@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import httpx
+import pytest
 
 from seau.app import create_app
 from seau.settings import Settings
@@ -65,6 +67,13 @@ async def test_malformed_json_is_a_422_problem(client: httpx.AsyncClient) -> Non
     assert_problem(response, 422, "validation_error")
 
 
+SCOPE_FREE = {("get", "/api/v1/users/me")}
+"""The operations any verified caller may use: every other one needs a scope."""
+
+
+# The document and the refusals before authentication do not depend on the database
+# or the store: one combination is enough (about 50 requests).
+@pytest.mark.parametrize("running", [("sqlite", "local")], indirect=True)
 async def test_every_protected_operation_declares_its_scopes_for_every_scheme(
     client: httpx.AsyncClient,
 ) -> None:
@@ -73,7 +82,32 @@ async def test_every_protected_operation_declares_its_scopes_for_every_scheme(
     assert schemes["token"] == {**schemes["token"], "type": "http", "scheme": "bearer"}
     # No provider configured in this app: no OpenID Connect scheme.
     assert "oidc" not in schemes
+    known = set(schemes["bearer"]["flows"]["password"]["scopes"])
+    declared: dict[tuple[str, str], list[str]] = {}
+    refused: set[tuple[str, str]] = set()
+    for path, operations in spec["paths"].items():
+        # Authentication comes before the path, the body and the tus headers are read.
+        url = re.sub(r"\{[^}]+\}", "00000000-0000-0000-0000-000000000000", path)
+        for method, operation in operations.items():
+            answer = await client.request(method, url, headers={"Tus-Resumable": "1.0.0"})
+            if answer.status_code == 401 and answer.headers.get("www-authenticate", "").startswith(
+                "Bearer "
+            ):
+                refused.add((method, path))
+            security = operation.get("security", [])
+            if any("bearer" in requirement for requirement in security):
+                scopes = security[0]["bearer"]
+                assert security == [{"bearer": scopes}, {"token": scopes}], (method, path)
+                declared[method, path] = scopes
+    # Every operation that wants a bearer token says so, and says which scopes.
+    assert refused == set(declared)
+    for operation, scopes in declared.items():
+        assert set(scopes) <= known, operation
+        assert bool(scopes) != (operation in SCOPE_FREE), operation
+    admin = {op for op in declared if op[1].startswith("/api/v1/admin/")}
+    assert len(admin) == 7
     expected = {
+        **{operation: ["admin"] for operation in admin},
         ("get", "/api/v1/files"): ["files:read"],
         ("post", "/api/v1/files"): ["files:write"],
         ("get", "/api/v1/files/{file_id}/content"): ["files:read"],
@@ -85,9 +119,8 @@ async def test_every_protected_operation_declares_its_scopes_for_every_scheme(
         ("post", "/api/v1/tokens"): ["tokens"],
         ("get", "/api/v1/users/me"): [],
     }
-    for (method, path), scopes in expected.items():
-        security = spec["paths"][path][method]["security"]
-        assert security == [{"bearer": scopes}, {"token": scopes}], (method, path)
+    for operation, scopes in expected.items():
+        assert declared[operation] == scopes, operation
 
 
 def test_openapi_names_the_provider_when_one_is_configured(tmp_path: Path) -> None:
