@@ -11,9 +11,10 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import Connection, MetaData, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from seau.auth.keys import AccessKeys
+from seau.auth.keys import AccessKeys, hash_token
 from seau.db.base import utcnow
 from seau.db.models import AccessKey, AccessKeyKind, User, UserFile
 from seau.errors import TokenNotFound
@@ -72,13 +73,37 @@ def assert_insufficient(response: httpx.Response, scope: str) -> None:
 # -- personal access tokens ----------------------------------------------------
 
 
+async def stored_values(running: Running) -> list[tuple[str, str, object]]:
+    """Every value of every row of every table the database holds, with its table
+    and column (read from the database, not from seau's models)."""
+
+    def read(connection: Connection) -> list[tuple[str, str, object]]:
+        tables = MetaData()
+        tables.reflect(connection)
+        return [
+            (table.name, column, value)
+            for table in tables.sorted_tables
+            for row in connection.execute(select(table)).mappings()
+            for column, value in row.items()
+        ]
+
+    engine: AsyncEngine = running.app.state.seau.engine
+    async with engine.connect() as connection:
+        return await connection.run_sync(read)
+
+
 async def test_a_token_is_shown_once_listed_without_its_secret_and_revoked(
-    client: httpx.AsyncClient, auth: dict[str, str]
+    client: httpx.AsyncClient, auth: dict[str, str], running: Running
 ) -> None:
     made = await make_token(client, auth, ["files:read", "files:write"], expires_in=3600)
     token = str(made["token"])
     assert token.startswith("seau_pat_")
     assert len(token) >= len("seau_pat_") + 43  # 256 random bits
+    # The database keeps its hash, and neither the token nor its secret anywhere.
+    secret = token.removeprefix("seau_pat_")
+    stored = await stored_values(running)
+    assert [v for v in stored if secret in str(v[2])] == []
+    assert ("access_key", "secret_hash", hash_token(token)) in stored
     assert sorted(made) == sorted(
         ["id", "name", "scopes", "created_at", "last_used_at", "expires_at", "token"]
     )
