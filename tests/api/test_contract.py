@@ -121,6 +121,14 @@ async def test_every_protected_operation_declares_its_scopes_for_every_scheme(
     }
     for operation, scopes in expected.items():
         assert declared[operation] == scopes, operation
+    # Authenticating a caller reads the database (the account or the key): every
+    # protected operation may answer 503 `database_unavailable`, and says so.
+    unlisted = {
+        (method, path)
+        for method, path in declared
+        if "503" not in spec["paths"][path][method]["responses"]
+    }
+    assert unlisted == set()
 
 
 def test_openapi_names_the_provider_when_one_is_configured(tmp_path: Path) -> None:

@@ -241,6 +241,24 @@ async def test_abort_removes_the_upload_and_its_parts(
     assert usage["reserved_bytes"] == 0
 
 
+async def test_abort_of_a_single_part_upload_removes_its_bytes(
+    site: Site, http: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    """The bytes were sent (the form POST, or seau's own URL) but never completed:
+    aborting removes the object they made, and the room the upload held."""
+    before = set(site.stored_keys())
+    made = await create(http, auth, name="sent.bin", size=len(SMALL))
+    await post_form(http, made["upload"], SMALL)
+    assert set(site.stored_keys()) - before, "the bytes are in the store"
+    deleted = await http.delete(f"/api/v1/direct-uploads/{made['id']}", headers=auth)
+    assert deleted.status_code == 204
+    assert set(site.stored_keys()) == before
+    usage = (await http.get("/api/v1/usage", headers=auth)).json()
+    assert usage["reserved_bytes"] == 0
+    gone = await http.post(f"/api/v1/direct-uploads/{made['id']}/complete", json={}, headers=auth)
+    assert gone.status_code == 404, gone.text
+
+
 async def test_another_owners_upload_is_not_found(
     site: Site, http: httpx.AsyncClient, auth: dict[str, str]
 ) -> None:

@@ -20,6 +20,7 @@ from seau.auth.schemas import (
 from seau.db.models import AccessKey, AccessKeyKind
 from seau.deps import AuthDep, Caller, KeysDep, SettingsDep, TokensManager
 from seau.errors import (
+    DatabaseUnavailable,
     EmailTaken,
     InsufficientScope,
     InvalidCredentials,
@@ -110,7 +111,9 @@ async def issue_token(
     return Token(access_token=token, expires_in=settings.token_ttl_seconds)
 
 
-_AUTH_ERRORS = (NotAuthenticated, InvalidToken, TokenExpired)
+# Every authenticated route reads the database (the caller's account or key): 503
+# when it does not answer.
+_AUTH_ERRORS = (NotAuthenticated, InvalidToken, TokenExpired, DatabaseUnavailable)
 
 
 @router.post(

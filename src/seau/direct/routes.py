@@ -258,7 +258,7 @@ async def complete(
     "/{upload_id}",
     status_code=204,
     responses=problem_responses(
-        *_AUTH, DirectUploadNotFound, DirectUploadsUnsupported, ValidationFailed
+        *_AUTH, DirectUploadNotFound, DirectUploadsUnsupported, ValidationFailed, *_UNAVAILABLE
     ),
     summary="Abort a direct upload",
     description="Removes what was sent and releases the reserved quota.",

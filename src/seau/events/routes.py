@@ -11,6 +11,7 @@ from seau.db.models import WebhookEndpoint
 from seau.deps import AdminCaller, WebhooksDep
 from seau.errors import (
     AdminRequired,
+    DatabaseUnavailable,
     DeliveryNotFound,
     InsufficientScope,
     InvalidToken,
@@ -30,7 +31,14 @@ from seau.problems import problem_responses
 
 router = APIRouter(prefix="/api/v1/admin/webhooks", tags=["webhooks"])
 
-_ADMIN_ERRORS = (NotAuthenticated, InvalidToken, TokenExpired, InsufficientScope, AdminRequired)
+_ADMIN_ERRORS = (
+    NotAuthenticated,
+    InvalidToken,
+    TokenExpired,
+    InsufficientScope,
+    AdminRequired,
+    DatabaseUnavailable,
+)
 
 
 def _read(endpoint: WebhookEndpoint) -> WebhookRead:
