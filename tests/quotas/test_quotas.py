@@ -1,13 +1,16 @@
-"""Quotas through the real app on each database: every way of making a file reserves
-before storing, 413 `quota_exceeded` with its members, exactly reaching the quota
-fits, deletes and failures give the room back, the admin API, `GET /api/v1/usage`,
-and the invariant after each test."""
+"""Quotas through the real app on each database, and on S3 (moto) as well as the
+local store: every way of making a file reserves before storing, 413
+`quota_exceeded` with its members (a cut request leaves no object, nor on S3 an
+unfinished multipart upload), exactly reaching the quota fits, deletes and failures
+give the room back, the admin API, `GET /api/v1/usage`, and the invariant after
+each test."""
 
 from __future__ import annotations
 
 import base64
+import functools
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -24,17 +27,21 @@ from seau.db.unit import unit_of_work
 from seau.quotas.service import Quotas
 from seau.settings import Settings
 from tests.api.helpers import assert_problem
-from tests.conftest import TEST_SECRET, sign_up
+from tests.conftest import TEST_SECRET, s3_settings, sign_up
 from tests.quotas.invariant import check_invariant
 from tests.support.databases import Kind, scratch_database
+from tests.support.moto import MotoServer, bucket_keys, make_bucket, pending_multipart_uploads
 
 TUS = {"Tus-Resumable": "1.0.0"}
 OFFSET = {"Content-Type": "application/offset+octet-stream"}
 
-KINDS = [
-    "sqlite",
-    pytest.param("mysql", marks=pytest.mark.mysql),
-    pytest.param("postgresql", marks=pytest.mark.postgresql),
+# Each database on the local store; S3 with one of them, the databases meeting
+# S3 the same way.
+COMBINATIONS = [
+    pytest.param(("sqlite", "local"), id="sqlite-local"),
+    pytest.param(("mysql", "local"), id="mysql-local", marks=pytest.mark.mysql),
+    pytest.param(("postgresql", "local"), id="postgresql-local", marks=pytest.mark.postgresql),
+    pytest.param(("sqlite", "s3"), id="sqlite-s3"),
 ]
 
 
@@ -44,20 +51,43 @@ class Setup:
     admin: dict[str, str]
     quotas: Quotas
     database_url: str
+    stored: Callable[[], list[str]]
+    """What the store holds, read around seau: the local store's files (its
+    temporary ones included), or S3's keys and unfinished multipart uploads."""
 
 
-@pytest.fixture(params=KINDS)
+def _files_under(root: Path) -> list[str]:
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+
+
+def _in_bucket(endpoint_url: str, bucket: str) -> list[str]:
+    pending = pending_multipart_uploads(endpoint_url, bucket)
+    return bucket_keys(endpoint_url, bucket) + [f"{key} (unfinished)" for key in pending]
+
+
+@pytest.fixture(params=COMBINATIONS)
 async def setup(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Setup]:
-    kind: Kind = request.param
+    kind: Kind
+    kind, store = request.param
     with scratch_database(kind, tmp_path) as url:
+        extra: dict[str, object] = {}
+        root = tmp_path / "objects"
+        storage_url = root.as_uri()
+        stored = functools.partial(_files_under, root)
+        if store == "s3":
+            server: MotoServer = request.getfixturevalue("s3_server")
+            bucket = make_bucket(server.endpoint_url)
+            storage_url, extra = f"s3://{bucket}", s3_settings(server.endpoint_url)
+            stored = functools.partial(_in_bucket, server.endpoint_url, bucket)
         settings = Settings(
             data_dir=tmp_path,
             database_url=url,
-            storage_url=(tmp_path / "objects").as_uri(),
+            storage_url=storage_url,
             secret_key=TEST_SECRET,
             signup_per_address_per_hour=0,
             signup_per_minute=0,
             default_quota_files=50,
+            **extra,  # type: ignore[arg-type]
         )
         app = create_app(settings)
         async with (
@@ -75,6 +105,7 @@ async def setup(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
                 admin={"Authorization": f"Bearer {made.token}"},
                 quotas=app.state.seau.quotas,
                 database_url=url,
+                stored=stored,
             )
         await check_invariant(url)
 
@@ -155,6 +186,7 @@ async def test_multipart_files_are_cut_at_the_line_and_the_request_stores_nothin
     made = await setup.client.post("/api/v1/files", files=fits, headers=auth)
     assert made.status_code == 201, made.text
     assert (await _usage(setup, auth))["used_bytes"] == 3 * 1024 * 1024
+    assert len(setup.stored()) == 3, setup.stored()  # what the empty listing below would see
     for file in made.json()["files"]:
         await setup.client.delete(f"/api/v1/files/{file['id']}", headers=auth)
     one_too_many = [*fits, ("file", ("3.bin", b"z", "application/octet-stream"))]
@@ -164,6 +196,7 @@ async def test_multipart_files_are_cut_at_the_line_and_the_request_stores_nothin
     assert (usage["used_bytes"], usage["used_files"], usage["reserved_bytes"]) == (0, 0, 0)
     listed = await setup.client.get("/api/v1/files", headers=auth)
     assert listed.json()["items"] == []
+    assert setup.stored() == []
 
 
 async def test_a_chunked_body_stops_at_the_line(setup: Setup) -> None:
@@ -186,6 +219,7 @@ async def test_a_chunked_body_stops_at_the_line(setup: Setup) -> None:
     assert limit < sent <= limit + len(chunk)
     usage = await _usage(setup, auth)
     assert (usage["used_bytes"], usage["reserved_bytes"]) == (0, 0)
+    assert setup.stored() == []
 
     async def exactly() -> AsyncIterator[bytes]:
         left = limit
