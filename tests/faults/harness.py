@@ -6,6 +6,10 @@ link). `assert_invariants` checks what every fault scenario must leave true:
 
 - every upload answered 2xx downloads byte-identical (and so does every listed file);
 - no `ready` row lacks its object;
+- the quota invariant (`tests/quotas/invariant.py`): each owner's usage row counts
+  their ready files and their reservations; after `seau gc`, no reservation outlives
+  its upload. Every deployment has a default quota no scenario reaches, so that every
+  upload holds a reservation for the faults to strand;
 - after `seau gc`: no pending row, no orphan object, no unfinished multipart upload.
 """
 
@@ -34,6 +38,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from seau.db.models import FileState, UserFile
 from seau.files.keys import FILES_PREFIX
+from tests.quotas.invariant import check_invariant
 from tests.support.ceph import CephGateway
 from tests.support.faultproxy import FaultProxy
 from tests.support.moto import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, MotoServer
@@ -50,6 +55,9 @@ STORAGE_TIMEOUT = 3.0
 # failing request, the multipart abort, the compensating delete); plus a margin.
 PROMPT = 4 * STORAGE_TIMEOUT + 3
 PROBLEM = "application/problem+json"
+# A quota every owner has and no scenario reaches: an upload holds a reservation
+# only under a quota (none by default), and the faults must be able to strand one.
+QUOTA_BYTES = 1 << 40
 
 
 @dataclass(frozen=True)
@@ -83,6 +91,7 @@ class Deployment:
             "SEAU_S3_PATH_STYLE": "true",
             "SEAU_STORAGE_TIMEOUT_SECONDS": str(STORAGE_TIMEOUT),
             "SEAU_DATABASE_TIMEOUT_SECONDS": str(STORAGE_TIMEOUT),
+            "SEAU_DEFAULT_QUOTA_BYTES": str(QUOTA_BYTES),
             "AWS_ENDPOINT_URL": s3_endpoint,
             "AWS_ACCESS_KEY_ID": ACCESS_KEY_ID,
             "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
@@ -434,6 +443,9 @@ def assert_invariants(
         if row.state == FileState.READY:
             assert row.object_key in objects, f"ready file {row.id} has no object"
             assert objects[row.object_key] == row.size, f"ready file {row.id}: wrong size"
+    # Usage and reservations agree with the rows whatever the fault; a reservation
+    # may still wait for gc (a killed process's, a failed release's).
+    _run_async(lambda: check_invariant(deployment.database_url, live_uploads_only=False))
 
     if not gc:
         return None
@@ -448,4 +460,5 @@ def assert_invariants(
     uploads = deployment.multipart_uploads()
     assert uploads == [], f"unfinished multipart uploads after gc: {uploads}\n{report}"
     assert result.returncode == 0, report
+    _run_async(lambda: check_invariant(deployment.database_url))
     return result

@@ -92,9 +92,14 @@ def _upload_losing_the_commit_reply(
 ) -> SlowBody:
     """A 12 MiB upload whose file-making COMMIT the database applies and whose reply
     the proxy loses (then refusing connections, if ``then_refuse``): answered a
-    prompt 503. Returns the body sent, for its SHA-256."""
+    prompt 503. Returns the body sent, for its SHA-256.
+
+    Its length is declared: under the deployment's quota, it is reserved whole
+    before the first byte, where a chunked body's reservation grows in commits of
+    its own while the bytes stream, one of which would be the COMMIT lost here."""
     body = SlowBody(12 * MiB, trigger=6 * MiB)
-    flight = InFlight(partial(upload, url, headers, name=name, body=body))
+    sized = {**headers, "Content-Length": str(body.total)}
+    flight = InFlight(partial(upload, url, sized, name=name, body=body))
     assert body.reached.wait(30)
     # The pending row is committed by now: the next COMMIT is the one that marks
     # the file ready. The database acts on it; seau never hears.

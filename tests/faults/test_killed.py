@@ -53,3 +53,6 @@ def test_seau_killed_mid_upload_to_s3_then_gc_leaves_no_debris(deploy: Deploy, e
         result = assert_invariants(deployment, url=server.url, accounts=[auth], kept=kept)
     assert result is not None
     assert "stale pending files: 0 found" in result.stdout
+    # The killed upload's reservation (under the deployment's quota) outlived its
+    # process; gc gave it back, and the quota invariant held before and after.
+    assert "stale_reservations: 1 removed" in result.stdout, result.stdout
