@@ -23,11 +23,13 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import func, select
 
 from seau.app import create_app
+from seau.auth.tokens import ISSUER as SEAU_ISSUER
 from seau.db.models import User
 from seau.settings import Settings
 from tests.api.helpers import assert_problem
 from tests.conftest import TEST_SECRET
 from tests.support.databases import Kind, scratch_database
+from tests.support.fake_oidc import JUNK_JWKS, fake_provider
 from tests.support.oidc_provider import OidcProvider, running_oidc_provider
 
 KINDS: list[Kind] = ["sqlite", "mysql", "postgresql"]
@@ -258,10 +260,15 @@ async def test_app_and_provider_subjects_are_one_namespace(
         assert [item["id"] for item in listed["items"]] == [file_id]
 
 
+@pytest.mark.parametrize("app_tokens", [False, True], ids=["oidc-only", "with-app-tokens"])
 async def test_hostile_tokens_are_refused_fast_and_store_nothing(
-    provider: OidcProvider, tmp_path: Path
+    provider: OidcProvider, tmp_path: Path, app_tokens: bool
 ) -> None:
-    async with seau(tmp_path, oidc_issuer=provider.issuer, oidc_audience="seau") as client:
+    # With the application's own tokens trusted too, a token whose issuer is not the
+    # provider's goes to their verifier (HS256, another secret) instead of being
+    # refused for its issuer alone: both must refuse the provider's wrong-issuer tokens.
+    also: dict[str, Any] = {"app_jwt_secret": APP_SECRET} if app_tokens else {}
+    async with seau(tmp_path, oidc_issuer=provider.issuer, oidc_audience="seau", **also) as client:
         await client.get("/api/v1/users/me", headers=bearer(provider.token("warm-up")))
         before = await owners(client)
         good = provider.token("victim")
@@ -281,6 +288,12 @@ async def test_hostile_tokens_are_refused_fast_and_store_nothing(
             "known-kid-other-key": jwt.encode(
                 claims, stranger, algorithm="RS256", headers={"kid": provider.kid("RS256")}
             ),
+            # Signed by the provider itself, for another issuer (the unverified issuer
+            # picks the verifier: none of these reaches one that would take the token).
+            "wrong-issuer": provider.token("victim", claims={"iss": "http://127.0.0.1:1"}),
+            "issuer-with-a-slash": provider.token("victim", claims={"iss": provider.issuer + "/"}),
+            "seau-as-issuer": provider.token("victim", claims={"iss": SEAU_ISSUER}),
+            "no-issuer": provider.token("victim", claims={"iss": None}),
             "wrong-audience": provider.token("victim", audience="another-api"),
             "expired": provider.token("victim", expires_in=-600),
             "not-yet-valid": provider.token("victim", claims={"nbf": now + 3600}),
@@ -295,6 +308,75 @@ async def test_hostile_tokens_are_refused_fast_and_store_nothing(
             assert_problem(response, 401, expected)
             assert elapsed < 2.0, (kind, elapsed)
         assert await owners(client) == before
+
+
+@pytest.mark.parametrize("answer", ["slow", "not-json", "array", "no-keys-list"])
+async def test_a_provider_whose_jwks_is_slow_or_junk_refuses_tokens_in_bounded_time(
+    provider: OidcProvider, tmp_path: Path, answer: str
+) -> None:
+    """Discovery answers, its jwks_uri does not (in time, or with a JWK set): tokens get a
+    401 within two of seau's fetch timeouts, no owner is made, the app keeps answering,
+    and the provider's tokens open seau once its JWKS answers again."""
+    with fake_provider() as fake:
+        fake.serve_jwks(provider.jwks())  # the real provider's keys, behind the fake's jwks_uri
+        if answer == "slow":
+            fake.jwks_delay = 60.0  # until released
+        else:
+            fake.jwks = JUNK_JWKS[answer]
+        # Signed by the real provider, for the issuer seau is told about.
+        token = provider.token("victim", claims={"iss": fake.issuer})
+        async with seau(
+            tmp_path,
+            oidc_issuer=fake.issuer,
+            oidc_audience="seau",
+            oidc_keys_refetch_seconds=1,
+        ) as client:
+            # seau's fetch timeout (discovery and JWKS together): the verifier's default,
+            # 5 s, which no setting changes; read from the verifier the app runs.
+            timeout = client.app.state.seau.oidc._http_timeout
+            bound = 2 * timeout + 1
+            before = await owners(client)
+
+            async def timed(path: str, headers: dict[str, str]) -> tuple[httpx.Response, float]:
+                started = time.monotonic()
+                response = await client.get(path, headers=headers)
+                return response, time.monotonic() - started
+
+            # Several at once, while the first fetch is (for "slow") still waiting.
+            refusals = [timed("/api/v1/files", bearer(token)) for _ in range(5)]
+            health = asyncio.ensure_future(timed("/healthz", {}))
+            answers = await asyncio.gather(*refusals)
+            healthz, health_elapsed = await health
+            assert healthz.status_code == 200
+            assert health_elapsed < 1.0, health_elapsed  # not stuck behind the fetch
+            for response, elapsed in answers:
+                assert_problem(response, 401, "token_invalid")
+                assert elapsed < bound, (answer, elapsed, bound)
+            if answer == "slow":  # it did wait for the fetch: the timeout is what ended it
+                assert max(elapsed for _, elapsed in answers) > timeout / 2
+            else:  # a failed fetch less than a refetch interval ago: refused at once
+                again, elapsed = await timed("/api/v1/users/me", bearer(token))
+                assert_problem(again, 401, "token_invalid")
+                assert elapsed < bound, (answer, elapsed, bound)
+            assert await owners(client) == before
+
+            ready = await client.get("/readyz")
+            assert ready.status_code == 200
+            assert "no keys yet" in ready.json()["identity"], ready.json()
+
+            # The JWKS answers again: the same token opens seau (the refusals were the
+            # provider's fault, not the token's).
+            fake.serve_jwks(provider.jwks())
+            fake.jwks_delay = 0.0
+            fake.released.set()
+            deadline = time.monotonic() + bound
+            while True:
+                response = await client.get("/api/v1/files", headers=bearer(token))
+                if response.status_code == 200 or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.1)
+            assert response.status_code == 200, response.text
+            assert await owners(client) == before + 1
 
 
 async def test_a_rotated_key_is_picked_up_and_a_stopped_provider_breaks_nothing(

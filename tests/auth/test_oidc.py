@@ -1,8 +1,9 @@
 """OpenID Connect access tokens against a real provider (oauth2-mock-server from npm).
 
 Every token here is signed by the provider through its token endpoint, except the
-forgeries, which are built by hand on purpose. The small local HTTP servers stand in
-for a provider that answers slowly, answers junk, or must have its requests counted.
+forgeries, which are built by hand on purpose. The small local HTTP server of
+tests/support/fake_oidc.py stands in for a provider that answers slowly, answers junk,
+or must have its requests counted.
 """
 
 from __future__ import annotations
@@ -14,11 +15,9 @@ import hmac
 import json
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicNumbers
 from seau.auth.app_tokens import Identity
 from seau.auth.oidc import OidcVerifier
 from seau.errors import InvalidToken, TokenExpired
+from tests.support.fake_oidc import JUNK_JWKS, fake_provider
 from tests.support.oidc_provider import OidcProvider, running_oidc_provider
 
 AUDIENCE = "seau"
@@ -256,66 +256,6 @@ async def test_a_token_without_kid_is_accepted_when_the_provider_has_one_key() -
 # -- providers that misbehave: a small local server --------------------------------------
 
 
-class FakeProvider:
-    """Discovery and a JWKS on 127.0.0.1, each answering as a test says, counted."""
-
-    def __init__(self) -> None:
-        self.jwks_requests = 0
-        self.discovery: Callable[[str], tuple[int, dict[str, str], bytes]] = self._discovery
-        self.jwks: tuple[int, dict[str, str], bytes] = (200, {}, b'{"keys": []}')
-        self.jwks_delay = 0.0
-        self.released = threading.Event()
-        lock = threading.Lock()
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                if self.path == "/.well-known/openid-configuration":
-                    status, headers, body = fake.discovery(fake.issuer)
-                elif self.path == "/jwks":
-                    with lock:
-                        fake.jwks_requests += 1
-                    if fake.jwks_delay:
-                        fake.released.wait(fake.jwks_delay)
-                    status, headers, body = fake.jwks
-                else:
-                    status, headers, body = 404, {}, b""
-                self.send_response(status)
-                for name, value in {"Content-Type": "application/json", **headers}.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.issuer = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def _discovery(self, issuer: str) -> tuple[int, dict[str, str], bytes]:
-        document = {"issuer": issuer, "jwks_uri": f"{issuer}/jwks"}
-        return 200, {}, json.dumps(document).encode()
-
-    def serve_jwks(self, jwks: dict[str, Any]) -> None:
-        self.jwks = (200, {}, json.dumps(jwks).encode())
-
-
-@contextmanager
-def fake_provider() -> Iterator[FakeProvider]:
-    fake = FakeProvider()
-    thread = threading.Thread(target=fake.server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield fake
-    finally:
-        fake.released.set()
-        fake.server.shutdown()
-        fake.server.server_close()
-        thread.join(timeout=5)
-
-
 async def test_a_slow_jwks_is_bounded_by_the_http_timeout(oidc_provider: OidcProvider) -> None:
     with fake_provider() as fake:
         fake.serve_jwks(oidc_provider.jwks())
@@ -331,32 +271,6 @@ async def test_a_slow_jwks_is_bounded_by_the_http_timeout(oidc_provider: OidcPro
             ok, detail = verifier.status()
             assert not ok
             assert "no answer within 0.5 s" in detail
-
-
-JUNK_JWKS = {
-    "not-json": (200, {}, b"<html>hello</html>"),
-    "no-keys-list": (200, {}, b'{"keys": "none"}'),
-    "array": (200, {}, b"[1, 2, 3]"),
-    "unusable-keys": (
-        200,
-        {},
-        json.dumps(
-            {
-                "keys": [
-                    {"kty": "RSA", "kid": "a", "n": "!!!", "e": "AQAB"},
-                    {"kty": "oct", "kid": "b", "k": "c2VjcmV0"},
-                    {"kty": "EC", "kid": "c", "crv": "P-384", "x": "AA", "y": "AA"},
-                    {"kty": "OKP", "kid": "d", "crv": "X25519", "x": "AA"},
-                    "a string",
-                    {"kid": 5},
-                ]
-            }
-        ).encode(),
-    ),
-    "server-error": (500, {}, b"{}"),
-    "redirect": (302, {"Location": "http://127.0.0.1:1/jwks"}, b""),
-    "too-large": (200, {}, b'{"keys": [], "pad": "' + b"x" * (1024 * 1024 + 10) + b'"}'),
-}
 
 
 @pytest.mark.parametrize("answer", list(JUNK_JWKS), ids=list(JUNK_JWKS))
