@@ -1,15 +1,21 @@
 """Issue 16, point 1, in process: forwarded headers from trusted peers only, the
-public URL, settings validation, and sign-in failures that decay."""
+public URL (every absolute URL seau emits), settings validation, and sign-in
+failures that decay."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import httpx
 import pytest
 from starlette.types import Message, Receive, Scope, Send
 
+from seau.app import create_app
 from seau.auth.throttle import SignInThrottle
 from seau.errors import ConfigurationError, InvalidCredentials, TooManyAttempts
 from seau.proxy import behind_proxies, parse_forwarded
-from seau.settings import load_settings
+from seau.settings import Settings, load_settings
+from tests.conftest import TEST_SECRET, sign_up
 
 
 async def _seen(trusted: list[str], peer: str, headers: dict[str, str]) -> tuple[str, str]:
@@ -90,3 +96,72 @@ def test_failures_decay() -> None:
     for _ in range(2):
         _fail(throttle, "a")
     throttle.check("a")
+
+
+async def test_every_absolute_url_seau_emits_is_built_from_the_public_url(tmp_path: Path) -> None:
+    """With `SEAU_PUBLIC_URL`, the URLs seau hands out (a tus upload's Location, a
+    download link and its redirect, a share, a direct upload's form and part URLs on
+    the local store) start with it, whatever Host the request named."""
+    public = "https://files.example.com"
+    settings = Settings(
+        data_dir=tmp_path,
+        secret_key=TEST_SECRET,
+        public_url=public,
+        signup_per_address_per_hour=0,
+        signup_per_minute=0,
+    )
+    app = create_app(settings)
+    forged = {"Host": "evil.example", "X-Forwarded-Host": "evil.example"}
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://internal:8000"
+        ) as client,
+    ):
+        client.headers.update(forged)
+        auth = await sign_up(client)
+        made = await client.post(
+            "/api/v1/files", params={"name": "a.txt"}, content=b"hello", headers=auth
+        )
+        assert made.status_code == 201, made.text
+        file_id = made.json()["id"]
+        urls = {}
+        tus = await client.post(
+            "/api/v1/uploads",
+            headers={**auth, "Tus-Resumable": "1.0.0", "Upload-Length": "5"},
+        )
+        urls["tus Location"] = tus.headers["location"]
+        link = await client.post(f"/api/v1/files/{file_id}/link", headers=auth)
+        urls["link"] = link.json()["url"]
+        redirect = await client.get(
+            f"/api/v1/files/{file_id}/content", params={"redirect": "true"}, headers=auth
+        )
+        assert redirect.status_code == 307, redirect.text
+        urls["redirect"] = redirect.headers["location"]
+        share = await client.post(f"/api/v1/files/{file_id}/shares", json={}, headers=auth)
+        assert share.status_code == 201, share.text
+        urls["share"] = share.json()["url"]
+        single = await client.post(
+            "/api/v1/direct-uploads", json={"name": "b.bin", "size": 5}, headers=auth
+        )
+        assert single.status_code == 201, single.text
+        urls["direct form"] = single.json()["upload"]["url"]
+        multi = await client.post(
+            "/api/v1/direct-uploads",
+            json={"name": "c.bin", "size": 6 * 1024 * 1024, "multipart": True},
+            headers=auth,
+        )
+        assert multi.status_code == 201, multi.text
+        parts = await client.post(
+            f"/api/v1/direct-uploads/{multi.json()['id']}/parts",
+            json={"numbers": [1, 2]},
+            headers=auth,
+        )
+        assert parts.status_code == 200, parts.text
+        for part in parts.json()["parts"]:
+            urls[f"direct part {part['number']}"] = part["url"]
+    assert len(urls) == 7
+    for what, url in urls.items():
+        assert url.startswith(public + "/"), (what, url)
+        assert "evil.example" not in url, (what, url)
+        assert "internal" not in url, (what, url)
