@@ -76,10 +76,13 @@ def dispatcher(
     types: frozenset[EventType] = frozenset(EventType),
     retry: RetryPolicy = FAST,
     request_timeout: float = 5.0,
+    db_timeout: float = 10,
 ) -> Dispatcher:
+    """A dispatcher as `seau serve` builds one; its claims' lease is
+    ``3 * request_timeout + db_timeout`` seconds."""
     return Dispatcher(
         sessions=parts.sessions,
-        db_timeout=10,
+        db_timeout=db_timeout,
         default=Receiver(url=receiver.url, secret=receiver.secret, types=types),
         wakeup=Wakeup(),
         retry=retry,

@@ -56,9 +56,25 @@ async def cluster(
     kind: Kind, tmp: Path, receiver: Receiver, *, extra: dict[str, str] | None = None
 ) -> AsyncIterator[Cluster]:
     """Two instances on one database and store, each sending to its own path."""
-    with scratch_database(kind, tmp) as database, ExitStack() as stack:
+    with scratch_database(kind, tmp) as database:
+        async with instances(database, tmp, receiver, extra=extra) as made:
+            yield made
+
+
+@asynccontextmanager
+async def instances(
+    database: str,
+    tmp: Path,
+    receiver: Receiver,
+    *,
+    names: tuple[str, ...] = ("a", "b"),
+    extra: dict[str, str] | None = None,
+) -> AsyncIterator[Cluster]:
+    """Instances on the database of the URL ``database`` and one local store, each
+    sending to its own path of the receiver (`/hook/a`, `/hook/b`), and a user's token."""
+    with ExitStack() as stack:
         servers = []
-        for name in ("a", "b"):
+        for name in names:
             env = {
                 "SEAU_DATA_DIR": str(tmp / "data"),
                 "SEAU_DATABASE_URL": database,
@@ -69,10 +85,10 @@ async def cluster(
                 "SEAU_LOG_LEVEL": "warning",
                 **(extra or {}),
             }
-            # The first instance migrates; the second starts on the migrated schema.
+            # The first instance migrates; the others start on the migrated schema.
             servers.append(await asyncio.to_thread(stack.enter_context, seau_server(env, cwd=tmp)))
         async with httpx.AsyncClient(base_url=servers[0].url, timeout=30, limits=LIMITS) as client:
-            email = f"events-{kind}@example.com"
+            email = "events@example.com"
             made = await client.post("/api/v1/users", json={"email": email, "password": PASSWORD})
             assert made.status_code == 201, made.text
             token = await client.post(
