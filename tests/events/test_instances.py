@@ -5,7 +5,8 @@
   time, for a fifth of the time) are each told once as `file.ready` with its own id,
   and each can be downloaded, from the other instance, when its event arrives.
 - An instance SIGKILLed while its deliveries are in flight loses none: the other
-  instance sends them, with their ids, once the dead one's claims lapse.
+  instance sends them, with their ids, once the dead one's claims lapse (SQLite,
+  PostgreSQL and MariaDB).
 
 Each instance is given its own path on the receiver, so the tests see which one
 sent what.
@@ -192,9 +193,7 @@ async def test_a_thousand_files_through_two_instances_are_each_told_once_and_dow
     assert receiver.refused == []
 
 
-@pytest.mark.parametrize(
-    "kind", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)]
-)
+@pytest.mark.parametrize("kind", DATABASES)
 async def test_an_instance_killed_while_delivering_loses_nothing(
     kind: Kind, tmp_path: Path, receiver: Receiver
 ) -> None:
