@@ -156,15 +156,38 @@ async def test_only_admins_and_admin_service_keys_manage_webhooks(
         assert response.status_code == 422, (wrong, response.text)
 
     assert (await client.get("/api/v1/admin/webhooks/failures", headers=admin)).json() == []
-    assert_problem(
-        await client.post(
-            "/api/v1/admin/webhooks/failures/00000000-0000-0000-0000-000000000000/replay",
-            headers=admin,
-        ),
-        404,
-        "delivery_not_found",
-    )
+    # A replay takes an event's id as receivers see it, or a UUID; none of these failed.
+    for unknown in ("msg_" + "0" * 32, "00000000-0000-0000-0000-000000000000", "0" * 32):
+        assert_problem(
+            await client.post(f"/api/v1/admin/webhooks/failures/{unknown}/replay", headers=admin),
+            404,
+            "delivery_not_found",
+        )
+    for malformed in ("msg_123", "msg_00000000-0000-0000-0000-000000000000", "evt_" + "0" * 32):
+        replayed = await client.post(
+            f"/api/v1/admin/webhooks/failures/{malformed}/replay", headers=admin
+        )
+        assert replayed.status_code == 422, (malformed, replayed.text)
     gone = await client.delete(f"/api/v1/admin/webhooks/{body['id']}", headers=admin)
     assert gone.status_code == 204
     again = await client.delete(f"/api/v1/admin/webhooks/{body['id']}", headers=admin)
     assert_problem(again, 404, "webhook_not_found")
+
+
+@pytest.mark.parametrize("client", ["sqlite"], indirect=True)
+async def test_the_openapi_document_shows_a_failure_by_the_id_its_receivers_saw(
+    client: httpx.AsyncClient,
+) -> None:
+    """A failed delivery's `event_id` is a `msg_…` string, not the event's bare UUID,
+    and the replay operation takes that id."""
+    document = (await client.get("/openapi.json")).json()
+    event_id = document["components"]["schemas"]["FailedDelivery"]["properties"]["event_id"]
+    assert event_id["type"] == "string"
+    assert event_id["pattern"] == "^msg_[0-9a-f]{32}$"
+    assert "format" not in event_id
+    assert "webhook-id" in event_id["description"]
+    replay = document["paths"]["/api/v1/admin/webhooks/failures/{failure_id}/replay"]["post"]
+    [parameter] = [p for p in replay["parameters"] if p["in"] == "path"]
+    assert parameter["schema"]["type"] == "string"
+    assert "msg_" in parameter["schema"]["pattern"]
+    assert "msg_" in parameter["description"]

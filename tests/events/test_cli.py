@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sized
 from datetime import timedelta
 from pathlib import Path
@@ -49,10 +49,12 @@ def test_webhook_commands_add_list_and_remove_receivers(tmp_path: Path) -> None:
     failures = seau("webhook", "failures", cwd=tmp_path, env=env)
     assert failures.returncode == 0, failures.stderr
     assert "no failed deliveries" in failures.stdout
-    missing = seau(
-        "webhook", "replay", "00000000-0000-0000-0000-000000000000", cwd=tmp_path, env=env
-    )
-    assert missing.returncode == 1
+    missing = seau("webhook", "replay", "msg_" + "0" * 32, cwd=tmp_path, env=env)
+    assert missing.returncode == 1, missing.stdout
+    assert "No such failed delivery" in missing.stderr
+    malformed = seau("webhook", "replay", "msg_12", cwd=tmp_path, env=env)
+    assert malformed.returncode == 2
+    assert "not an event id" in malformed.stderr
 
     removed = seau("webhook", "rm", endpoint["id"], cwd=tmp_path, env=env)
     assert removed.returncode == 0, removed.stderr
@@ -103,6 +105,10 @@ async def test_a_delivery_failed_for_good_is_listed_and_replayed_by_the_cli_and_
         assert cli.returncode == 0, cli.stderr
         failures = json.loads(cli.stdout)
         assert {f["event_id"] for f in failures} == refused_ids
+        # The table shows the same ids, whole (its output piped, as here, is not cut).
+        table = await asyncio.to_thread(seau, "webhook", "failures", cwd=tmp_path, env=env)
+        assert table.returncode == 0, table.stderr
+        assert set(re.findall(r"msg_[0-9a-f]+", table.stdout)) == refused_ids
         for failure in failures:
             assert failure["type"] == "file.ready"
             assert failure["url"] is None  # SEAU_WEBHOOK_URL's
@@ -126,20 +132,23 @@ async def test_a_delivery_failed_for_good_is_listed_and_replayed_by_the_cli_and_
             assert listed.status_code == 200, listed.text
             api_failures = listed.json()
             assert {f["id"] for f in api_failures} == {f["id"] for f in failures}
-            assert {f"msg_{uuid.UUID(f['event_id']).hex}" for f in api_failures} == refused_ids
+            # The same id as the receiver's webhook-id and the command line's.
+            assert {f["event_id"] for f in api_failures} == refused_ids
             assert all(f["endpoint_id"] is None for f in api_failures)
             # Failed for good: the server's dispatcher leaves them alone.
             await asyncio.sleep(0.5)
             assert receiver.delivered() == []
 
+            # Each replayed by the id the receiver saw, as both list it.
             by_cli, by_api = failures
             replayed = await asyncio.to_thread(
-                seau, "webhook", "replay", by_cli["id"], cwd=tmp_path, env=env
+                seau, "webhook", "replay", by_cli["event_id"], cwd=tmp_path, env=env
             )
             assert replayed.returncode == 0, replayed.stderr
+            assert f"{by_cli['event_id']}: 1 delivery pending again" in replayed.stdout
             await receiver.wait_for(lambda r: r.delivered() == [by_cli["event_id"]])
             again = await client.post(
-                f"/api/v1/admin/webhooks/failures/{by_api['id']}/replay", headers=admin
+                f"/api/v1/admin/webhooks/failures/{by_api['event_id']}/replay", headers=admin
             )
             assert again.status_code == 204, again.text
             await receiver.wait_for(lambda r: len(r.delivered()) == 2)

@@ -20,9 +20,10 @@ from sqlalchemy.engine import URL, make_url
 from seau.db.base import utcnow
 from seau.db.engine import create_engine, create_sessionmaker
 from seau.db.models import WebhookDelivery
+from seau.errors import DeliveryNotFound
 from seau.events import repository
 from seau.events.dispatcher import RetryPolicy
-from seau.events.types import EventType
+from seau.events.types import EventType, message_id
 from seau.wiring import Parts
 from tests.events.conftest import (
     deliveries_left,
@@ -152,28 +153,51 @@ async def test_timeouts_and_redirects_are_retried_and_redirects_not_followed(
 async def test_past_the_bound_a_delivery_is_failed_listed_and_replayable(
     parts: Parts, receiver: Receiver
 ) -> None:
+    """An event fails for good at two receivers (SEAU_WEBHOOK_URL's and a registered
+    one): two failures under the one id they both saw. A replay by a delivery's id
+    sends that one again; by the event's `msg_…` id, each of its failed deliveries."""
     owner = await make_owner(parts)
+    extra = await parts.webhooks.add(
+        url=receiver.url + "/extra", types=frozenset(EventType), secret=receiver.secret
+    )
     await _uploads(parts, owner, 1)
     receiver.answer = lambda _id: 500
     short = RetryPolicy(first_delay=0.05, max_delay=0.1, give_up_after=timedelta(seconds=0.5))
     async with running(dispatcher(parts, receiver, retry=short)):
-        await receiver.wait_for(lambda r: len(r.got) >= 2)
-        await _until(lambda: parts.webhooks.failures())
-    [failure] = await parts.webhooks.failures()
-    assert failure.type == "file.ready"
-    assert failure.last_status == 500
-    assert failure.attempts >= 2
-    assert failure.url is None  # the SEAU_WEBHOOK_URL receiver
+        await receiver.wait_for(lambda r: len(r.got) >= 4)
+        await _until(lambda: _failed(parts, 2))
+    failures = await parts.webhooks.failures()
+    assert {f.endpoint_id for f in failures} == {None, extra.id}
+    [event_id] = {f.event_id for f in failures}
+    assert set(receiver.ids()) == {message_id(event_id)}
+    for failure in failures:
+        assert failure.type == "file.ready"
+        assert failure.last_status == 500
+        assert failure.attempts >= 2
+    [default] = [f for f in failures if f.endpoint_id is None]
+    assert default.url is None  # the SEAU_WEBHOOK_URL receiver
     tries = len(receiver.got)
     await asyncio.sleep(0.3)
     assert len(receiver.got) == tries  # given up: no more attempts
 
     receiver.answer = lambda _id: 200
-    await parts.webhooks.replay(failure.id)
+    assert await parts.webhooks.replay(str(default.id)) == 1
     async with running(dispatcher(parts, receiver, retry=short)):
         await receiver.wait_for(lambda r: len(r.delivered()) == 1)
-    assert receiver.delivered() == [receiver.got[0].id]
+    assert [(r.path, r.id) for r in receiver.got if r.status == 200] == [
+        ("/hook", message_id(event_id))
+    ]
+    assert await parts.webhooks.replay(message_id(event_id)) == 1  # the other receiver's
+    with pytest.raises(DeliveryNotFound):
+        await parts.webhooks.replay(message_id(event_id))  # none failed now
+    async with running(dispatcher(parts, receiver, retry=short)):
+        await receiver.wait_for(lambda r: len(r.delivered()) == 2)
+    assert receiver.delivered() == [message_id(event_id)] * 2
     assert await parts.webhooks.failures() == []
+
+
+async def _failed(parts: Parts, count: int) -> bool:
+    return len(await parts.webhooks.failures()) == count
 
 
 async def test_a_change_that_rolls_back_sends_nothing(parts: Parts, receiver: Receiver) -> None:

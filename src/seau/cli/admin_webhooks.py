@@ -85,11 +85,11 @@ async def _failures(settings: Settings, *, limit: int) -> list[Failure]:
         return await parts.webhooks.failures(limit=limit)
 
 
-async def _replay(settings: Settings, delivery_id: uuid.UUID) -> None:
+async def _replay(settings: Settings, failure: str) -> int:
     from seau.preflight import command_parts
 
     async with command_parts(settings) as parts:
-        await parts.webhooks.replay(delivery_id)
+        return await parts.webhooks.replay(failure)
 
 
 def _uuid(value: str) -> uuid.UUID:
@@ -97,6 +97,16 @@ def _uuid(value: str) -> uuid.UUID:
         return uuid.UUID(value.strip())
     except ValueError:
         raise typer.BadParameter(f"not an id: {value!r}") from None
+
+
+def _failure_ref(value: str) -> str:
+    from seau.events.types import parse_failure_ref
+
+    try:
+        parse_failure_ref(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    return value.strip()
 
 
 def _events(value: str) -> str:
@@ -215,13 +225,15 @@ def failures(
         found = run(_failures(settings, limit=limit))
     except (SeauError, PreflightError) as exc:
         raise fail(str(exc)) from None
+    from seau.events.types import message_id
+
     if as_json:
         typer.echo(
             json.dumps(
                 [
                     {
                         "id": str(f.id),
-                        "event_id": f"msg_{f.event_id.hex}",
+                        "event_id": message_id(f.event_id),
                         "type": f.type,
                         "url": f.url,
                         "attempts": f.attempts,
@@ -238,35 +250,44 @@ def failures(
     if not found:
         _out.print("no failed deliveries")
         return
-    table = Table("id", "event", "type", "receiver", "attempts", "last answer", "happened")
-    table.columns[0].no_wrap = True
-    table.columns[0].min_width = 36
+    # The event's id first, as its receivers saw it in webhook-id: what
+    # `seau webhook replay` takes. The delivery's own id tells receivers apart.
+    table = Table("event", "type", "receiver", "attempts", "last answer", "happened", "delivery")
+    for column in (table.columns[0], table.columns[-1]):
+        column.no_wrap = True
+        column.min_width = 36
     for f in found:
         table.add_row(
-            str(f.id),
-            f"msg_{f.event_id.hex}",
+            message_id(f.event_id),
             f.type,
             Text(f.url or "SEAU_WEBHOOK_URL"),
             str(f.attempts),
             Text(f.last_error or ""),
             f.created_at.strftime("%Y-%m-%d %H:%M"),
+            str(f.id),
         )
     wide_when_piped(_out).print(table)
 
 
 @webhook_app.command("replay")
 def replay(
-    delivery_id: Annotated[
-        str, typer.Argument(metavar="ID", help="A failed delivery's id (`seau webhook failures`).")
+    failure: Annotated[
+        str,
+        typer.Argument(
+            metavar="ID",
+            help="A failed event's id as its receivers saw it in webhook-id (msg_…, "
+            "`seau webhook failures`): each of its failed deliveries; or a delivery's id.",
+        ),
     ],
 ) -> None:
     """Send a failed delivery again, with its original webhook-id."""
     from seau.errors import PreflightError, SeauError
 
-    wanted = _uuid(delivery_id)
+    wanted = _failure_ref(failure)
     settings = settings_or_exit()
     try:
-        run(_replay(settings, wanted))
+        count = run(_replay(settings, wanted))
     except (SeauError, PreflightError) as exc:
         raise fail(str(exc)) from None
-    _out.print(f"delivery {wanted} is pending again")
+    deliveries = "1 delivery" if count == 1 else f"{count} deliveries"
+    _out.print(Text(f"{wanted}: {deliveries} pending again"), soft_wrap=True)

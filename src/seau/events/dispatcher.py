@@ -33,7 +33,7 @@ from seau.db.unit import unit_of_work
 from seau.events import repository
 from seau.events.outbox import Wakeup
 from seau.events.repository import Claimed
-from seau.events.types import EventType
+from seau.events.types import EventType, message_id
 
 if TYPE_CHECKING:
     import httpx
@@ -231,11 +231,11 @@ class Dispatcher:
         log.info(
             "webhook %s %s to %s: %s",
             delivery.type,
-            f"msg_{delivery.event_id.hex}",
+            message_id(delivery.event_id),
             url,
             outcome,
             extra={
-                "event_id": f"msg_{delivery.event_id.hex}",
+                "event_id": message_id(delivery.event_id),
                 "event_type": delivery.type,
                 "delivery_id": str(delivery.id),
                 "url": url,
@@ -309,11 +309,11 @@ def body_of(delivery: Claimed) -> bytes:
 def signed_headers(event_id: uuid.UUID, body: bytes, secret: str) -> dict[str, str]:
     """Standard Webhooks headers; the id is the event's, on every attempt and
     to every receiver."""
-    message_id = f"msg_{event_id.hex}"
+    msg_id = message_id(event_id)
     now = datetime.now(UTC).replace(microsecond=0)
     return {
         "content-type": "application/json",
-        "webhook-id": message_id,
+        "webhook-id": msg_id,
         "webhook-timestamp": str(int(now.timestamp())),
-        "webhook-signature": Webhook(secret).sign(message_id, now, body),
+        "webhook-signature": Webhook(secret).sign(msg_id, now, body),
     }

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, exists, false, func, select, true, update
+from sqlalchemy import delete, exists, false, func, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from seau.db.models import DeliveryState, WebhookDelivery, WebhookEndpoint, WebhookEvent
@@ -291,11 +291,20 @@ async def failures(session: AsyncSession, *, limit: int) -> list[Failure]:
     return [Failure(**row._asdict()) for row in rows]
 
 
-async def replay(session: AsyncSession, delivery_id: uuid.UUID, *, now: datetime) -> bool:
-    """Make a failed delivery pending again, with a fresh retry bound."""
+async def replay(
+    session: AsyncSession, target: uuid.UUID, *, event_only: bool, now: datetime
+) -> int:
+    """Make failed deliveries pending again, with a fresh retry bound: those of the
+    event ``target`` (one per receiver it failed for), and with ``event_only`` false
+    also the delivery whose id is ``target``. Returns how many."""
+    which = (
+        WebhookDelivery.event_id == target
+        if event_only
+        else or_(WebhookDelivery.id == target, WebhookDelivery.event_id == target)
+    )
     result = await session.execute(
         update(WebhookDelivery)
-        .where(WebhookDelivery.id == delivery_id, WebhookDelivery.state == DeliveryState.FAILED)
+        .where(which, WebhookDelivery.state == DeliveryState.FAILED)
         .values(
             state=DeliveryState.PENDING,
             attempts=0,
@@ -305,7 +314,7 @@ async def replay(session: AsyncSession, delivery_id: uuid.UUID, *, now: datetime
         )
     )
     await session.commit()
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def add_endpoint(session: AsyncSession, endpoint: WebhookEndpoint) -> None:

@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Path, Response
 
 from seau.db.models import WebhookEndpoint
 from seau.deps import AdminCaller, WebhooksDep
@@ -26,7 +27,8 @@ from seau.events.schemas import (
     WebhookCreated,
     WebhookRead,
 )
-from seau.events.types import parse_event_types
+from seau.events.service import Failure
+from seau.events.types import FAILURE_REF_PATTERN, message_id, parse_event_types
 from seau.problems import problem_responses
 
 router = APIRouter(prefix="/api/v1/admin/webhooks", tags=["webhooks"])
@@ -84,19 +86,43 @@ async def list_webhooks(_admin: AdminCaller, webhooks: WebhooksDep) -> list[Webh
     summary="List the deliveries given up on",
 )
 async def list_failures(_admin: AdminCaller, webhooks: WebhooksDep) -> list[FailedDelivery]:
-    return [FailedDelivery.model_validate(f) for f in await webhooks.failures()]
+    return [_failed(f) for f in await webhooks.failures()]
+
+
+def _failed(failure: Failure) -> FailedDelivery:
+    return FailedDelivery(
+        id=failure.id,
+        event_id=message_id(failure.event_id),
+        type=failure.type,
+        endpoint_id=failure.endpoint_id,
+        url=failure.url,
+        attempts=failure.attempts,
+        last_status=failure.last_status,
+        last_error=failure.last_error,
+        created_at=failure.created_at,
+    )
 
 
 @router.post(
-    "/failures/{delivery_id}/replay",
+    "/failures/{failure_id}/replay",
     status_code=204,
-    responses=problem_responses(*_ADMIN_ERRORS, DeliveryNotFound),
+    responses=problem_responses(*_ADMIN_ERRORS, DeliveryNotFound, ValidationFailed),
     summary="Send a failed delivery again",
+    description="With its original `webhook-id` and a fresh retry bound.",
 )
 async def replay_failure(
-    delivery_id: uuid.UUID, _admin: AdminCaller, webhooks: WebhooksDep
+    failure_id: Annotated[
+        str,
+        Path(
+            pattern=FAILURE_REF_PATTERN,
+            description="An event's id as its receivers saw it (`msg_…`, a failure's "
+            "`event_id`): each of its failed deliveries; or a delivery's `id`.",
+        ),
+    ],
+    _admin: AdminCaller,
+    webhooks: WebhooksDep,
 ) -> Response:
-    await webhooks.replay(delivery_id)
+    await webhooks.replay(failure_id)
     return Response(status_code=204)
 
 

@@ -34,10 +34,14 @@ class WebhookCreated(WebhookRead):
 
 
 class FailedDelivery(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: uuid.UUID = Field(description="The delivery's id, to replay it.")
-    event_id: uuid.UUID
+    id: uuid.UUID = Field(description="The delivery's id: one per event and receiver.")
+    event_id: str = Field(
+        pattern=r"^msg_[0-9a-f]{32}$",
+        description="The event's id as its receivers see it in `webhook-id` (and as "
+        "`seau webhook failures` and seau's logs show it); "
+        "`POST /api/v1/admin/webhooks/failures/{event_id}/replay` sends it again.",
+        examples=["msg_5f0c2b1e9a7d4c3b8e6f1a2d3c4b5a69"],
+    )
     type: str
     endpoint_id: uuid.UUID | None = Field(description="None: the SEAU_WEBHOOK_URL receiver.")
     url: str | None

@@ -16,7 +16,13 @@ from seau.db.unit import DEFAULT_TIMEOUT_SECONDS, unit_of_work
 from seau.errors import DeliveryNotFound, ValidationFailed, WebhookNotFound
 from seau.events import repository
 from seau.events.repository import Failure
-from seau.events.types import EventType, check_secret, format_event_types, new_secret
+from seau.events.types import (
+    EventType,
+    check_secret,
+    format_event_types,
+    new_secret,
+    parse_failure_ref,
+)
 
 __all__ = ["Failure", "WebhookService"]
 
@@ -69,11 +75,23 @@ class WebhookService:
         async with self._unit() as session:
             return await repository.failures(session, limit=limit)
 
-    async def replay(self, delivery_id: uuid.UUID) -> None:
-        """Send a failed delivery again (same `webhook-id`), with a fresh retry bound."""
+    async def replay(self, failure: str | uuid.UUID) -> int:
+        """Send failed deliveries again (same `webhook-id`), with a fresh retry bound:
+        each of the event's given its id as receivers see it (``msg_…``), or given a
+        UUID the delivery of that id (or the deliveries of the event of that id).
+        Returns how many; raises `DeliveryNotFound` when there is none."""
+        if isinstance(failure, uuid.UUID):
+            target, event_only = failure, False
+        else:
+            try:
+                target, event_only = parse_failure_ref(failure)
+            except ValueError:
+                raise DeliveryNotFound() from None
         async with self._unit() as session:
-            if not await repository.replay(session, delivery_id, now=utcnow()):
-                raise DeliveryNotFound()
+            count = await repository.replay(session, target, event_only=event_only, now=utcnow())
+        if not count:
+            raise DeliveryNotFound()
+        return count
 
     def _unit(self) -> AbstractAsyncContextManager[AsyncSession]:
         return unit_of_work(self._sessions, timeout_seconds=self._db_timeout)
