@@ -96,7 +96,16 @@ async def instances(
                 "/api/v1/auth/token", data={"username": email, "password": PASSWORD}
             )
             assert token.status_code == 200, token.text
-        yield Cluster(servers, {"Authorization": f"Bearer {token.json()['access_token']}"})
+        try:
+            yield Cluster(servers, {"Authorization": f"Bearer {token.json()['access_token']}"})
+        finally:
+            await stop_servers(servers)
+
+
+async def stop_servers(servers: list[Server]) -> None:
+    """Stop them off the event loop: the receiver runs on it, and a server's shutdown
+    waits for the deliveries it has in flight (their 10 s timeout, were the loop held)."""
+    await asyncio.gather(*(asyncio.to_thread(server.stop) for server in servers))
 
 
 @pytest.fixture
