@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Literal
 
 from tests.support.databases import unavailable
-from tests.support.server import free_port
+from tests.support.moto import restartable_port
 
 Mode = Literal["fast", "immediate"]
 
@@ -80,7 +80,9 @@ class PrivateServer:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.port = free_port()
+        # Not one the kernel hands out: while the server is down, no server of a
+        # parallel worker is given it.
+        self.port = restartable_port()
 
     @property
     def url(self) -> str:
