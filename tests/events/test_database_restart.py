@@ -7,13 +7,15 @@ crash stops it (`pg_ctl stop -m immediate`, SIGKILL to mariadbd), and started ag
 on the same port and data a couple of seconds later. Meanwhile an upload is refused
 (503, and no event for it). Then the held deliveries are answered (their instances
 record them on the restarted server), more files are made, and every file made is
-told once, under one webhook-id, and nothing else is.
+told, under one webhook-id (for the files made before, the id their event had in the
+outbox just before the crash), and nothing else is.
 
 The answers are held until the server is back so that each instance records what it
 sent: an answer that found the database gone would leave its delivery claimed until
 the claim's lease ends (30 s + the database timeout at `seau serve`'s settings) and
 be sent again then, the path of an instance that dies
-(`tests/events/test_instances.py`).
+(`tests/events/test_instances.py`) and of a network partition
+(`tests/events/test_dispatcher.py`, with a short lease).
 """
 
 from __future__ import annotations
@@ -25,7 +27,11 @@ from typing import Any, Literal
 
 import httpx
 import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import create_async_engine
 
+from seau.db.models import WebhookEvent
+from seau.events.types import message_id
 from tests.events.test_instances import LIMITS, _make, instances
 from tests.support.private_database import private_database
 from tests.support.webhook_receiver import Receiver, webhook_receiver
@@ -66,6 +72,9 @@ async def test_a_database_server_restarting_mid_delivery_loses_no_event(
             try:
                 await asyncio.gather(*(_make(clients[i % 2], seau.auth, i) for i in range(BEFORE)))
                 await receiver.wait_for(lambda r: len(r.started) >= 1)
+                # The outbox as the server is about to lose it: each file's event id.
+                committed = await _event_ids(database.url)
+                assert len(committed) == BEFORE
 
                 started = time.monotonic()
                 await asyncio.to_thread(database.stop, "immediate")
@@ -107,9 +116,12 @@ async def test_a_database_server_restarting_mid_delivery_loses_no_event(
     assert in_flight <= set(receiver.delivered())
     names = _names(receiver)
     assert sorted(names) == [f"f-{i:04d}.bin" for i in range(BEFORE + AFTER)]
-    # One id per file, the same on any retry; each file its own.
+    # One id per file, the same on any retry; each file its own. Those of the files
+    # made before the restart are the ids their events had in the outbox then.
     assert all(len(ids) == 1 for ids in names.values()), names
     assert len({i for ids in names.values() for i in ids}) == BEFORE + AFTER
+    ids_by_file = {r.body["data"]["id"]: r.id for r in receiver.got}
+    assert {f: ids_by_file[f] for f in committed} == committed
     assert {r.type for r in receiver.got} == {"file.ready"}
     assert receiver.refused == []
 
@@ -125,3 +137,18 @@ def _names(receiver: Receiver) -> dict[str, set[str]]:
 
 def _all_answered(receiver: Receiver) -> bool:
     return len(receiver.got) >= len(receiver.started)
+
+
+async def _event_ids(url: str) -> dict[str, str]:
+    """The `file.ready` events in the outbox: the file's id → the event's webhook-id."""
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as connection:
+            rows = await connection.execute(
+                select(WebhookEvent.resource_id, WebhookEvent.id).where(
+                    WebhookEvent.type == "file.ready"
+                )
+            )
+            return {str(resource): message_id(event) for resource, event in rows}
+    finally:
+        await engine.dispose()
