@@ -319,6 +319,14 @@ class Settings(BaseSettings):
         description="Comma-separated event types `SEAU_WEBHOOK_URL` gets; empty (the "
         "default): every type.",
     )
+    webhook_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=60,
+        description="How long a delivery waits for a receiver's answer before it counts "
+        "as failed and is retried. A delivery claimed by an instance that died is sent "
+        "by another after three times this plus `SEAU_DATABASE_TIMEOUT_SECONDS`.",
+    )
 
     pre_upload_hook_url: str | None = Field(
         default=None,

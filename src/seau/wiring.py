@@ -203,6 +203,7 @@ async def open_parts(settings: Settings, *, migrate: bool = False) -> AsyncItera
             db_timeout=settings.database_timeout_seconds,
             default=default_receiver,
             wakeup=wakeup,
+            request_timeout=settings.webhook_timeout_seconds,
         )
         stack.push_async_callback(dispatcher.aclose)
         pre_upload = _pre_upload_hook(settings)

@@ -18,6 +18,7 @@ import asyncio
 import base64
 import hashlib
 import signal
+import time
 from collections.abc import AsyncIterator
 from contextlib import ExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -208,17 +209,18 @@ async def test_an_instance_killed_while_delivering_loses_nothing(
 ) -> None:
     count = 30
     # Deliveries take 2 s to be answered, so that an instance is killed with some in
-    # flight; a short database timeout keeps the claim's lease (3 x 10 s + it) short.
+    # flight; short delivery and database timeouts make the claims' lease 3 x 3 + 2 s
+    # (3 x 10 + 10 s by default).
     receiver.delay = 2.0
-    async with cluster(
-        kind, tmp_path, receiver, extra={"SEAU_DATABASE_TIMEOUT_SECONDS": "2"}
-    ) as seau:
+    timeouts = {"SEAU_WEBHOOK_TIMEOUT_SECONDS": "3", "SEAU_DATABASE_TIMEOUT_SECONDS": "2"}
+    async with cluster(kind, tmp_path, receiver, extra=timeouts) as seau:
         a, b = seau.servers
         async with httpx.AsyncClient(base_url=a.url, timeout=30, limits=LIMITS) as client:
             await asyncio.gather(*(_make(client, seau.auth, i * 3) for i in range(count)))
         # A is sending: kill it while the receiver holds its requests.
         await receiver.wait_for(lambda r: any(path == "/hook/a" for path, _ in r.started))
         a.stop(signal.SIGKILL)
+        killed = time.monotonic()
         # A's answered deliveries; those it was waiting on die with it (the receiver
         # still answers them, to nobody).
         answered = {r.id for r in receiver.got if r.path == "/hook/a" and r.status == 200}
@@ -229,6 +231,8 @@ async def test_an_instance_killed_while_delivering_loses_nothing(
 
         assert in_flight, "the kill came after every delivery of A was answered"
         await receiver.wait_for(lambda r: len(answered | by_b(r)) >= count, seconds=120)
+        # Within the short lease and B's sending; with 10 s deliveries the lease is 32 s.
+        assert time.monotonic() - killed < 30
         assert b.process.poll() is None
     # Every event arrived exactly under its own id, and what A had in flight when it
     # died, B sent, with the same ids.
