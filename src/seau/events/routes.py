@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
@@ -90,17 +91,8 @@ async def list_failures(_admin: AdminCaller, webhooks: WebhooksDep) -> list[Fail
 
 
 def _failed(failure: Failure) -> FailedDelivery:
-    return FailedDelivery(
-        id=failure.id,
-        event_id=message_id(failure.event_id),
-        type=failure.type,
-        endpoint_id=failure.endpoint_id,
-        url=failure.url,
-        attempts=failure.attempts,
-        last_status=failure.last_status,
-        last_error=failure.last_error,
-        created_at=failure.created_at,
-    )
+    """The failure as the API shows it: its event's id as receivers saw it."""
+    return FailedDelivery(**{**asdict(failure), "event_id": message_id(failure.event_id)})
 
 
 @router.post(
