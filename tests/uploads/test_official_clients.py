@@ -282,6 +282,9 @@ def test_server_crash_mid_request_then_restart_resumes(
         finally:
             if process.poll() is None:
                 process.kill()
+                # Reaped and its pipe closed here, not by the garbage collector during
+                # a later test (a ResourceWarning that failed an unrelated test in CI).
+                process.communicate(timeout=30)
         assert process.returncode == 0, output
         assert server.process.poll() is None
     assert_stored_once(deployment, path)
